@@ -1,0 +1,117 @@
+"""A subscriber's library: albums, media items and their versions."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Album(models.Model):
+    """An album; albums nest (an album may sit inside another)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="albums")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    name = models.CharField(max_length=1024)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["owner", "parent"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def path(self) -> list[str]:
+        """Names from the top-level album down to this one."""
+        names = []
+        album: Album | None = self
+        seen = set()
+        while album is not None and album.pk not in seen:
+            seen.add(album.pk)
+            names.append(album.name)
+            album = album.parent
+        return list(reversed(names))
+
+
+class ItemStatus(models.TextChoices):
+    LIVE = "live", "In the library"
+    TRASHED = "trashed", "In the trash"
+    DELETED = "deleted", "Deleted"
+
+
+class MediaItem(models.Model):
+    """A photo or video.  Its bytes live in :class:`ItemVersion` rows."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="media_items")
+    # Exactly as uploaded: hostile names are handled where the disc is laid out.
+    original_name = models.CharField(max_length=4096)
+    title = models.CharField(max_length=1024, blank=True)
+    caption = models.TextField(blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    # The UTC offset of the capture time, in minutes, when the camera said.
+    captured_offset_minutes = models.SmallIntegerField(null=True, blank=True)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    albums = models.ManyToManyField(Album, blank=True, related_name="items")
+    status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.LIVE)
+    current_version = models.ForeignKey(
+        "ItemVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Bumped by every metadata edit (caption, title, date, albums).
+    metadata_revision = models.PositiveIntegerField(default=1)
+    # What the discs planned so far carry of this item; the planner compares
+    # these with the current state to decide what the next disc must carry.
+    planned_version_number = models.PositiveIntegerField(default=0)
+    planned_metadata_revision = models.PositiveIntegerField(default=0)
+    deletion_planned = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "status"])]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class ItemVersion(models.Model):
+    """One immutable set of bytes of an item.  A new upload is a new version."""
+
+    item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    storage_name = models.CharField(max_length=512)
+    original_name = models.CharField(max_length=4096)
+    content_type = models.CharField(max_length=255, blank=True)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "number"], name="unique_item_version_number")]
+        ordering = ["item", "number"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} v{self.number}"
+
+
+class ItemIssue(models.Model):
+    """Something about an item that staff must look at; the item is held back."""
+
+    class Kind(models.TextChoices):
+        CHECKSUM_MISMATCH = "checksum_mismatch", "Stored bytes do not match their checksum"
+        MISSING_OBJECT = "missing_object", "Stored bytes are missing"
+        TOO_LARGE = "too_large", "Larger than the medium"
+
+    item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="issues")
+    version = models.ForeignKey(ItemVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="issues")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["item"], condition=models.Q(resolved_at__isnull=True), name="open_item_issues"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.item}"
