@@ -146,6 +146,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
 LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 # Who makes the discs; written into every disc's bag-info and README.
 DISCSUB_ORGANIZATION = os.environ.get("DISCSUB_ORGANIZATION", "Discsub")

@@ -32,6 +32,9 @@ class Disc(models.Model):
     first_seq = models.BigIntegerField()
     last_seq = models.BigIntegerField()
     volume_id = models.CharField(max_length=32)
+    # The version of the naming and layout rules the disc was planned with,
+    # so a rebuild years later lays it out the same way.
+    layout_version = models.PositiveSmallIntegerField(default=1)
 
     image_name = models.CharField(max_length=512, blank=True)
     image_size = models.PositiveBigIntegerField(null=True, blank=True)
@@ -84,6 +87,9 @@ class DiscEntry(models.Model):
     metadata = models.JSONField(default=dict)
     metadata_revision = models.PositiveIntegerField(default=0)
     change_kinds = models.JSONField(default=list)
+    # Canonical disc paths of a FILE entry: the first holds the bytes, the
+    # others are hard links (one per further album).
+    paths = models.JSONField(default=list)
     size = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
     held_back = models.BooleanField(default=False)

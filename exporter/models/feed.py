@@ -37,6 +37,9 @@ class ChangeFeed(models.Model):
     owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="change_feed")
     last_seq = models.BigIntegerField(default=0)
 
+    def __str__(self) -> str:
+        return f"feed of {self.owner_id} at {self.last_seq}"
+
 
 class Change(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="changes")
@@ -45,9 +48,7 @@ class Change(models.Model):
     kind = models.CharField(max_length=16, choices=ChangeKind.choices)
     created_at = models.DateTimeField(auto_now_add=True)
     resolution = models.CharField(max_length=10, choices=Resolution.choices, default=Resolution.PENDING)
-    disc = models.ForeignKey(
-        "exporter.Disc", null=True, blank=True, on_delete=models.PROTECT, related_name="changes"
-    )
+    disc = models.ForeignKey("exporter.Disc", null=True, blank=True, on_delete=models.PROTECT, related_name="changes")
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -84,3 +85,6 @@ class ExportCursor(models.Model):
     position = models.BigIntegerField(default=0)
     discs_planned = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"cursor of {self.owner_id} at {self.position}"

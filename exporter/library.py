@@ -1,0 +1,263 @@
+"""The library: the one place that changes albums and media items.
+
+Every function that changes what a disc must carry records a change in the
+feed, in the same transaction.  Bytes are written to storage before that
+transaction starts (storage is not transactional) and are never overwritten:
+a new upload is a new version under a new name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+import mimetypes
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import BinaryIO
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from PIL import Image, UnidentifiedImageError
+
+from exporter.feed import record_change
+from exporter.models import Album, ChangeKind, ItemStatus, ItemVersion, MediaItem
+
+log = logging.getLogger(__name__)
+
+_COPY_BLOCK = 1024 * 1024
+
+
+class LibraryError(Exception):
+    """A request the library refuses, with a message for the person who made it."""
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads a stream once, hashing and counting what passes through."""
+
+    def __init__(self, source: BinaryIO):
+        self._source = source
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._source.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.sha256.update(data)
+        self.size += n
+        return n
+
+
+class _HashingFile(File):
+    def __init__(self, reader: _HashingReader):
+        super().__init__(io.BufferedReader(reader, _COPY_BLOCK))
+
+    def chunks(self, chunk_size=None):
+        # One pass only: the hash is computed on the way to storage.
+        while chunk := self.file.read(_COPY_BLOCK):
+            yield chunk
+
+
+def store_original(owner: AbstractBaseUser, source: BinaryIO) -> tuple[str, int, str]:
+    """Stream ``source`` to storage, hashing it on the way.
+
+    Returns ``(storage_name, size, sha256)``.  The storage name never contains
+    the user's file name, whatever it is.
+    """
+    reader = _HashingReader(source)
+    name = f"originals/{owner.pk}/{uuid.uuid4().hex}"
+    stored = default_storage.save(name, _HashingFile(reader))
+    return stored, reader.size, reader.sha256.hexdigest()
+
+
+def read_capture_date(storage_name: str) -> tuple[dt.datetime | None, int | None]:
+    """The EXIF capture date and its UTC offset (minutes), where Pillow finds them."""
+    try:
+        with default_storage.open(storage_name, "rb") as fh, Image.open(fh) as img:
+            exif = img.getexif()
+            sub = exif.get_ifd(0x8769)
+            raw = sub.get(0x9003) or exif.get(0x0132)
+            offset_raw = sub.get(0x9011)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        log.debug("no EXIF date in %s: %s", storage_name, exc)
+        return None, None
+    if not raw:
+        return None, None
+    try:
+        naive = dt.datetime.strptime(str(raw).strip("\x00 ").strip(), "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None, None
+    offset = _parse_offset(offset_raw)
+    tz = dt.timezone(dt.timedelta(minutes=offset)) if offset is not None else dt.UTC
+    return naive.replace(tzinfo=tz).astimezone(dt.UTC), offset
+
+
+def _parse_offset(raw) -> int | None:
+    if not raw:
+        return None
+    text = str(raw).strip("\x00 ").strip()
+    try:
+        sign = -1 if text[0] == "-" else 1
+        hours, minutes = text.lstrip("+-").split(":")
+        return sign * (int(hours) * 60 + int(minutes))
+    except (ValueError, IndexError):
+        return None
+
+
+def guess_content_type(name: str) -> str:
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def ensure_album_path(owner: AbstractBaseUser, names: Sequence[str]) -> Album | None:
+    """The album at ``names`` (top-level first), created as needed."""
+    parent = None
+    for name in names:
+        parent, _ = Album.objects.get_or_create(owner=owner, parent=parent, name=name)
+    return parent
+
+
+def add_item(
+    owner: AbstractBaseUser,
+    source: BinaryIO,
+    original_name: str,
+    *,
+    albums: Iterable[Album] = (),
+    caption: str = "",
+    title: str = "",
+    content_type: str | None = None,
+) -> MediaItem:
+    """Store a new item's bytes and record it as added."""
+    if not original_name:
+        raise LibraryError("A file needs a name.")
+    storage_name, size, sha256 = store_original(owner, source)
+    captured_at, offset = read_capture_date(storage_name)
+    with transaction.atomic():
+        item = MediaItem.objects.create(
+            owner=owner,
+            original_name=original_name,
+            caption=caption,
+            title=title,
+            captured_at=captured_at,
+            captured_offset_minutes=offset,
+        )
+        version = ItemVersion.objects.create(
+            item=item,
+            number=1,
+            storage_name=storage_name,
+            original_name=original_name,
+            content_type=content_type or guess_content_type(original_name),
+            size=size,
+            sha256=sha256,
+        )
+        item.current_version = version
+        item.save(update_fields=["current_version"])
+        item.albums.set(list(albums))
+        record_change(item, ChangeKind.ADDED)
+    return item
+
+
+def _locked(item: MediaItem) -> MediaItem:
+    return MediaItem.objects.select_for_update().get(pk=item.pk)
+
+
+def replace_bytes(item: MediaItem, source: BinaryIO, original_name: str | None = None) -> ItemVersion:
+    """Store new bytes for ``item`` as its next version."""
+    storage_name, size, sha256 = store_original(item.owner, source)
+    with transaction.atomic():
+        locked = _locked(item)
+        if locked.status == ItemStatus.DELETED:
+            raise LibraryError("This item has been deleted.")
+        number = (locked.current_version.number if locked.current_version else 0) + 1
+        name = original_name or locked.original_name
+        version = ItemVersion.objects.create(
+            item=locked,
+            number=number,
+            storage_name=storage_name,
+            original_name=name,
+            content_type=guess_content_type(name),
+            size=size,
+            sha256=sha256,
+        )
+        locked.current_version = version
+        locked.original_name = name
+        locked.save(update_fields=["current_version", "original_name"])
+        record_change(locked, ChangeKind.NEW_VERSION)
+    item.refresh_from_db()
+    return version
+
+
+_UNSET = object()
+
+
+def edit_metadata(item: MediaItem, *, caption=_UNSET, title=_UNSET, captured_at=_UNSET, captured_offset_minutes=_UNSET):
+    """Edit an item's caption, title or capture date; records one change if anything differs."""
+    with transaction.atomic():
+        locked = _locked(item)
+        if locked.status == ItemStatus.DELETED:
+            raise LibraryError("This item has been deleted.")
+        fields = {"caption": caption, "title": title, "captured_at": captured_at}
+        fields["captured_offset_minutes"] = captured_offset_minutes
+        changed = [name for name, value in fields.items() if value is not _UNSET and getattr(locked, name) != value]
+        if not changed:
+            return locked
+        for name in changed:
+            setattr(locked, name, fields[name])
+        locked.metadata_revision += 1
+        locked.save(update_fields=[*changed, "metadata_revision"])
+        record_change(locked, ChangeKind.EDITED)
+    item.refresh_from_db()
+    return item
+
+
+def move_item(item: MediaItem, albums: Iterable[Album]) -> MediaItem:
+    """Put ``item`` in exactly ``albums``."""
+    albums = list(albums)
+    if any(a.owner_id != item.owner_id for a in albums):
+        raise LibraryError("An item can only go into its owner's albums.")
+    with transaction.atomic():
+        locked = _locked(item)
+        if locked.status == ItemStatus.DELETED:
+            raise LibraryError("This item has been deleted.")
+        if {a.pk for a in albums} == set(locked.albums.values_list("pk", flat=True)):
+            return locked
+        locked.albums.set(albums)
+        locked.metadata_revision += 1
+        locked.save(update_fields=["metadata_revision"])
+        record_change(locked, ChangeKind.MOVED)
+    item.refresh_from_db()
+    return item
+
+
+def _set_status(item: MediaItem, allowed_from: set[str], to: str, kind: str) -> MediaItem:
+    with transaction.atomic():
+        locked = _locked(item)
+        if locked.status == to:
+            return locked
+        if locked.status not in allowed_from:
+            raise LibraryError(f"An item that is {locked.get_status_display().lower()} cannot be changed that way.")
+        locked.status = to
+        locked.save(update_fields=["status"])
+        record_change(locked, kind)
+    item.refresh_from_db()
+    return item
+
+
+def trash_item(item: MediaItem) -> MediaItem:
+    return _set_status(item, {ItemStatus.LIVE}, ItemStatus.TRASHED, ChangeKind.TRASHED)
+
+
+def restore_item(item: MediaItem) -> MediaItem:
+    return _set_status(item, {ItemStatus.TRASHED}, ItemStatus.LIVE, ChangeKind.RESTORED)
+
+
+def delete_item(item: MediaItem) -> MediaItem:
+    """Delete for good.  The row stays as a tombstone so the next disc can record
+    the deletion; stored bytes that a disc still needs are kept."""
+    return _set_status(item, {ItemStatus.LIVE, ItemStatus.TRASHED}, ItemStatus.DELETED, ChangeKind.DELETED)

@@ -1,0 +1,67 @@
+"""`make run`: the portal, the staff queue and the scheduler worker together."""
+
+import os
+import signal
+import subprocess
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from exporter.management.commands.load_demo import DEMO_PASSWORD, DEMO_USER, STAFF_PASSWORD, STAFF_USER
+
+
+class Command(BaseCommand):
+    help = "Serve the site and run the task worker on the embedded default; loads demo data on first start."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+        parser.add_argument("--no-demo", action="store_true")
+
+    def handle(self, host, port, no_demo, **options):
+        from django.contrib.auth import get_user_model
+
+        if not no_demo and not get_user_model().objects.filter(username=DEMO_USER).exists():
+            call_command("load_demo")
+            # The demo subscriber's first discs, built by the worker.
+            from django_q.tasks import async_task
+
+            demo = get_user_model().objects.get(username=DEMO_USER)
+            async_task("exporter.tasks.plan_and_build", demo.pk, True, task_name="demo first discs")
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        worker = subprocess.Popen([*manage, "qcluster"], env=env)
+        web = subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"], env=env)
+        url = f"http://{host}:{port}/"
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    f"Discsub is running at {url}",
+                    f"  subscriber: {DEMO_USER} / {DEMO_PASSWORD}",
+                    f"  staff:      {STAFF_USER} / {STAFF_PASSWORD}",
+                    f"  data folder: {settings.DATA_DIR}",
+                    "Press Ctrl-C to stop.",
+                    "",
+                ]
+            )
+        )
+        try:
+            while worker.poll() is None and web.poll() is None:
+                try:
+                    web.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for proc in (web, worker):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+            for proc in (web, worker):
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -1,0 +1,364 @@
+"""Planning: fixing what the next disc of a subscriber carries.
+
+``plan_next_disc`` takes the subscriber's pending changes, oldest first,
+works out each item's net effect, packs as many items as fit and fixes the
+disc's content.  It runs under the lock of the subscriber's export cursor,
+so two planners for one subscriber take turns and disc numbers stay gapless.
+The whole image (every filesystem's structures and the manifests included)
+is measured exactly before the disc is committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from exporter import contents, iso, names
+from exporter.media import CAPACITY_SECTORS, sectors_for
+from exporter.models import (
+    Album,
+    Change,
+    Disc,
+    DiscEntry,
+    DiscEvent,
+    DiscStatus,
+    EntryKind,
+    ExportCursor,
+    ItemIssue,
+    ItemStatus,
+    ItemVersion,
+    MediaItem,
+    Resolution,
+    Subscription,
+)
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = 1
+# Estimates used to choose candidates quickly; the exact layout is measured
+# afterwards and always has the last word.
+BASE_OVERHEAD_SECTORS = 600
+FILE_OVERHEAD_SECTORS = 2
+LINK_OVERHEAD_SECTORS = 1
+ENTRY_OVERHEAD_SECTORS = 1  # a metadata-only or deletion entry: manifest bytes
+# How many pending items to look past the first one that does not fit, in
+# search of smaller ones that do.
+LOOKAHEAD = 2000
+CHUNK = 1000
+
+
+@dataclass
+class _Candidate:
+    item: MediaItem
+    kind: str | None
+    version: ItemVersion | None
+    estimate: int = 0
+    album_paths: list[tuple[str, ...]] = field(default_factory=list)
+
+
+def _album_paths(owner: AbstractBaseUser) -> dict[int, tuple[str, ...]]:
+    albums = {a.pk: a for a in Album.objects.filter(owner=owner).only("pk", "name", "parent_id")}
+    paths: dict[int, tuple[str, ...]] = {}
+
+    def path_of(pk: int, depth: int = 0) -> tuple[str, ...]:
+        if pk in paths:
+            return paths[pk]
+        album = albums[pk]
+        parent = album.parent_id
+        prefix = path_of(parent, depth + 1) if parent in albums and depth < 256 else ()
+        paths[pk] = (*prefix, album.name)
+        return paths[pk]
+
+    for pk in albums:
+        path_of(pk)
+    return paths
+
+
+def _net_effect(item: MediaItem) -> tuple[str | None, ItemVersion | None]:
+    """What the next disc must carry of ``item``, given what discs already carry."""
+    if item.status == ItemStatus.DELETED:
+        if item.planned_version_number and not item.deletion_planned:
+            return EntryKind.DELETION, None
+        return None, None
+    if item.status == ItemStatus.TRASHED:
+        # Trash is reversible: nothing ships until the item is restored or deleted.
+        return None, None
+    version = item.current_version
+    if version is None:
+        return None, None
+    if version.number != item.planned_version_number:
+        return EntryKind.FILE, version
+    if item.metadata_revision != item.planned_metadata_revision:
+        return EntryKind.METADATA, version
+    return None, None
+
+
+def _pending_chunks(owner: AbstractBaseUser) -> Iterator[list[tuple[int, int]]]:
+    last = 0
+    while True:
+        rows = list(
+            Change.objects.filter(owner=owner, resolution=Resolution.PENDING, seq__gt=last)
+            .order_by("seq")
+            .values_list("seq", "item_id")[:CHUNK]
+        )
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def _estimate(candidate: _Candidate) -> int:
+    if candidate.kind == EntryKind.FILE:
+        links = max(len(candidate.album_paths), 1) - 1
+        return sectors_for(candidate.version.size) + FILE_OVERHEAD_SECTORS + links * LINK_OVERHEAD_SECTORS
+    return ENTRY_OVERHEAD_SECTORS
+
+
+def _flag_too_large(item: MediaItem, version: ItemVersion, capacity: int, medium: str) -> None:
+    exists = ItemIssue.objects.filter(
+        item=item, version=version, kind=ItemIssue.Kind.TOO_LARGE, resolved_at__isnull=True
+    ).exists()
+    if not exists:
+        ItemIssue.objects.create(
+            item=item,
+            version=version,
+            kind=ItemIssue.Kind.TOO_LARGE,
+            message=(
+                f"{version.original_name!r} is {version.size:,} bytes; an empty {medium} disc holds "
+                f"{capacity * 2048:,} bytes. It waits until it can be split across discs; "
+                "nothing else is held up."
+            ),
+        )
+
+
+def _select(owner, medium: str, capacity: int, album_paths) -> tuple[list[_Candidate], list[int], bool]:
+    """Choose candidates oldest first.  Returns (chosen, absorbed item ids, full)."""
+    budget = capacity - BASE_OVERHEAD_SECTORS
+    used = 0
+    chosen: list[_Candidate] = []
+    absorbed: list[int] = []
+    seen: set[int] = set()
+    full = False
+    passed_over = 0
+    for chunk in _pending_chunks(owner):
+        fresh = list(dict.fromkeys(item_id for _, item_id in chunk if item_id not in seen))
+        seen.update(fresh)
+        # Lock the items: a library change to one of them waits until this
+        # plan commits, so what we read is what we resolve.
+        items = (
+            MediaItem.objects.select_for_update(of=("self",))
+            .filter(pk__in=fresh)
+            .select_related("current_version")
+            .prefetch_related("albums")
+        )
+        by_id = {item.pk: item for item in items}
+        blocked = set(
+            ItemIssue.objects.filter(item_id__in=fresh, resolved_at__isnull=True).values_list("item_id", "version_id")
+        )
+        for item_id in fresh:
+            item = by_id[item_id]
+            kind, version = _net_effect(item)
+            if kind is None:
+                absorbed.append(item_id)
+                continue
+            if (item_id, None) in blocked or (version and (item_id, version.pk) in blocked):
+                continue
+            paths = sorted(album_paths[a.pk] for a in item.albums.all() if a.pk in album_paths)
+            candidate = _Candidate(item=item, kind=kind, version=version, album_paths=paths)
+            candidate.estimate = _estimate(candidate)
+            if candidate.estimate > budget:
+                _flag_too_large(item, version, capacity, medium)
+                continue
+            if used + candidate.estimate <= budget:
+                chosen.append(candidate)
+                used += candidate.estimate
+            else:
+                full = True
+                passed_over += 1
+            if full and (passed_over > LOOKAHEAD or budget - used <= FILE_OVERHEAD_SECTORS):
+                return chosen, absorbed, full
+    return chosen, absorbed, full
+
+
+def _iso_datetime(value: dt.datetime | None, offset_minutes: int | None) -> str | None:
+    if value is None:
+        return None
+    tz = dt.timezone(dt.timedelta(minutes=offset_minutes)) if offset_minutes is not None else dt.UTC
+    return value.astimezone(tz).isoformat(timespec="seconds")
+
+
+def snapshot(item: MediaItem, version: ItemVersion | None, album_paths: list[tuple[str, ...]]) -> dict:
+    """The item's metadata as the disc will describe it."""
+    return {
+        "item": str(item.public_id),
+        "version": version.number if version else item.planned_version_number,
+        "original_name": version.original_name if version else item.original_name,
+        "content_type": version.content_type if version else "",
+        "title": item.title,
+        "caption": item.caption,
+        "captured_at": _iso_datetime(item.captured_at, item.captured_offset_minutes),
+        "uploaded_at": _iso_datetime(version.uploaded_at if version else item.uploaded_at, None),
+        "albums": [list(p) for p in album_paths],
+    }
+
+
+def _entries(disc: Disc, chosen: list[_Candidate], kinds: dict[int, list[str]]) -> list[DiscEntry]:
+    entries = []
+    for candidate in chosen:
+        item, version = candidate.item, candidate.version
+        is_file = candidate.kind == EntryKind.FILE
+        entries.append(
+            DiscEntry(
+                disc=disc,
+                item=item,
+                kind=candidate.kind,
+                version=version if is_file else None,
+                previous_version_number=item.planned_version_number,
+                metadata=snapshot(item, version, candidate.album_paths),
+                metadata_revision=item.metadata_revision,
+                change_kinds=kinds.get(item.pk, []),
+                size=version.size if is_file else 0,
+                sha256=version.sha256 if is_file else "",
+            )
+        )
+    _assign_paths(entries)
+    return entries
+
+
+def _assign_paths(entries: list[DiscEntry]) -> None:
+    requests = []
+    for index, entry in enumerate(entries):
+        if entry.kind != EntryKind.FILE:
+            continue
+        folders = entry.metadata["albums"] or [[]]
+        for album_index, folder in enumerate(folders):
+            requests.append(
+                names.NameRequest(key=(index, album_index), folders=tuple(folder), name=entry.metadata["original_name"])
+            )
+    assigned = names.assign_disc_paths(requests)
+    for index, entry in enumerate(entries):
+        if entry.kind == EntryKind.FILE:
+            count = len(entry.metadata["albums"]) or 1
+            entry.paths = [assigned[(index, i)] for i in range(count)]
+
+
+def volume_id_for(owner_id: int, number: int) -> str:
+    return f"DISCSUB_{owner_id:06d}_{number:04d}"
+
+
+def plan_next_disc(
+    owner: AbstractBaseUser,
+    *,
+    medium: str | None = None,
+    allow_partial: bool = False,
+    now: dt.datetime | None = None,
+) -> Disc | None:
+    """Fix the content of the owner's next disc, or return None.
+
+    Without ``allow_partial`` a disc is planned only when the pending changes
+    fill one.  Changes whose net effect is nothing (an item added and trashed
+    before any disc) are resolved as absorbed either way.
+    """
+    ExportCursor.objects.get_or_create(owner=owner)
+    if medium is None:
+        subscription = Subscription.objects.filter(user=owner).first()
+        medium = subscription.medium if subscription else "dvd"
+    capacity = CAPACITY_SECTORS[medium]
+    now = (now or timezone.now()).replace(microsecond=0)
+    with transaction.atomic():
+        cursor = ExportCursor.objects.select_for_update().get(owner=owner)
+        album_paths = _album_paths(owner)
+        chosen, absorbed, full = _select(owner, medium, capacity, album_paths)
+        disc = None
+        if chosen and (full or allow_partial):
+            disc = _fix_disc(owner, cursor, medium, capacity, chosen, now)
+        if absorbed:
+            Change.objects.filter(owner=owner, item_id__in=absorbed, resolution=Resolution.PENDING).update(
+                resolution=Resolution.ABSORBED, resolved_at=now
+            )
+        _advance(cursor)
+    return disc
+
+
+def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: list[_Candidate], now) -> Disc | None:
+    number = cursor.discs_planned + 1
+    disc = Disc(
+        owner=owner,
+        number=number,
+        medium=medium,
+        planned_at=now,
+        capacity_sectors=capacity,
+        planned_sectors=0,
+        first_seq=0,
+        last_seq=0,
+        volume_id=volume_id_for(owner.pk, number),
+        layout_version=LAYOUT_VERSION,
+    )
+    pending = defaultdict(list)
+    for item_id, kind, seq in (
+        Change.objects.filter(owner=owner, resolution=Resolution.PENDING, item_id__in=[c.item.pk for c in chosen])
+        .order_by("seq")
+        .values_list("item_id", "kind", "seq")
+    ):
+        pending[item_id].append((kind, seq))
+    kinds = {item_id: list(dict.fromkeys(k for k, _ in rows)) for item_id, rows in pending.items()}
+
+    while True:
+        entries = _entries(disc, chosen, kinds)
+        sectors = iso.measure_sectors(contents.disc_files(disc, entries), disc.volume_id)
+        if sectors <= capacity:
+            break
+        excess = sectors - capacity
+        dropped = 0
+        while chosen and dropped < excess:
+            dropped += chosen.pop().estimate
+        if not chosen:
+            log.warning("nothing fits on %s disc %s of %s", medium, number, owner)
+            return None
+    carried_ids = [c.item.pk for c in chosen]
+    seqs = [seq for item_id in carried_ids for _, seq in pending[item_id]]
+    disc.first_seq, disc.last_seq = min(seqs), max(seqs)
+    disc.planned_sectors = sectors
+    disc.save()
+    DiscEntry.objects.bulk_create(entries)
+    updated = Change.objects.filter(owner=owner, item_id__in=carried_ids, resolution=Resolution.PENDING).update(
+        resolution=Resolution.CARRIED, disc=disc, resolved_at=now
+    )
+    if updated != len(seqs):
+        # Under the cursor and item locks this cannot happen; if it does, the
+        # transaction is rolled back and nothing is planned.
+        raise RuntimeError(f"expected to resolve {len(seqs)} changes, resolved {updated}")
+    for candidate in chosen:
+        item = candidate.item
+        if candidate.kind == EntryKind.FILE:
+            item.planned_version_number = candidate.version.number
+            item.planned_metadata_revision = item.metadata_revision
+        elif candidate.kind == EntryKind.METADATA:
+            item.planned_metadata_revision = item.metadata_revision
+        else:
+            item.deletion_planned = True
+    MediaItem.objects.bulk_update(
+        [c.item for c in chosen], ["planned_version_number", "planned_metadata_revision", "deletion_planned"]
+    )
+    cursor.discs_planned = number
+    DiscEvent.objects.create(disc=disc, from_status="", to_status=DiscStatus.PLANNED, note=f"{len(entries)} entries")
+    return disc
+
+
+def _advance(cursor: ExportCursor) -> None:
+    pending = Change.objects.filter(owner_id=cursor.owner_id, resolution=Resolution.PENDING).aggregate(m=Min("seq"))[
+        "m"
+    ]
+    if pending is not None:
+        cursor.position = pending - 1
+    else:
+        cursor.position = Change.objects.filter(owner_id=cursor.owner_id).aggregate(m=Max("seq"))["m"] or 0
+    cursor.save(update_fields=["position", "discs_planned", "updated_at"])
