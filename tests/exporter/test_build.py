@@ -1,0 +1,114 @@
+import hashlib
+import io
+import subprocess
+import time
+
+import pytest
+import time_machine
+from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
+
+from exporter import build, library
+from exporter.media import Medium
+from exporter.models import DiscEntry, DiscEvent, DiscStatus, ItemIssue
+from exporter.planning import plan_next_disc
+from tests.factories import add_file, jpeg_bytes
+from tests.tools import require_tool
+
+pytestmark = pytest.mark.django_db
+
+
+def planned_disc(owner, files=3):
+    album = library.ensure_album_path(owner, ["Holidays", "Été"])
+    for n in range(files):
+        add_file(owner, f"IMG_{n}.jpg", jpeg_bytes(color=(n * 40 % 255, 10, 10)), albums=[album])
+    return plan_next_disc(owner, allow_partial=True)
+
+
+def test_a_planned_disc_is_built_verified_and_recorded(alice):
+    disc = planned_disc(alice)
+    built = build.build_disc(disc.pk)
+    assert built.status == DiscStatus.VERIFIED
+    path = build.image_path(built)
+    data = path.read_bytes()
+    assert built.image_size == len(data) == built.planned_sectors * 2048
+    assert built.image_sha256 == hashlib.sha256(data).hexdigest()
+    steps = list(DiscEvent.objects.filter(disc=disc).values_list("from_status", "to_status"))
+    assert steps == [("", "planned"), ("planned", "building"), ("building", "built"), ("built", "verified")]
+    # No temporary files are left next to the image.
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_building_twice_does_nothing_the_second_time(alice):
+    disc = planned_disc(alice)
+    assert build.build_disc(disc.pk).status == DiscStatus.VERIFIED
+    assert build.build_disc(disc.pk) is None
+    assert DiscEvent.objects.filter(disc=disc, to_status=DiscStatus.BUILDING).count() == 1
+
+
+def test_an_image_opens_in_7z_with_the_original_names(alice, tmp_path):
+    seven = require_tool("7z", "p7zip-full")
+    disc = build.build_disc(planned_disc(alice).pk)
+    out = subprocess.run([seven, "x", "-y", f"-o{tmp_path / 'x'}", str(build.image_path(disc))], capture_output=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "x" / "data" / "Holidays" / "Été" / "IMG_0.jpg").exists()
+    assert (tmp_path / "x" / "manifest.json").exists()
+
+
+def test_a_source_checksum_mismatch_holds_the_item_back_and_flags_it(alice):
+    disc = planned_disc(alice)
+    bad = DiscEntry.objects.filter(disc=disc).order_by("id").first()
+    with default_storage.open(bad.version.storage_name, "wb") as fh:  # silent corruption in storage
+        fh.write(b"rotten bytes")
+    built = build.build_disc(disc.pk)
+    assert built.status == DiscStatus.VERIFIED
+    bad.refresh_from_db()
+    assert bad.held_back and "sha256" in bad.held_reason
+    issue = ItemIssue.objects.get(item=bad.item)
+    assert issue.kind == ItemIssue.Kind.CHECKSUM_MISMATCH
+    # The other items are on the disc; the bad one is not.
+    on_disc = set(build.expected_files(built))
+    assert bad.paths[0] not in on_disc
+    assert len([p for p in on_disc if p.startswith("data/")]) == 2
+    # It ships again once its bytes are replaced.
+    library.replace_bytes(bad.item, io.BytesIO(b"good bytes"))
+    again = plan_next_disc(alice, allow_partial=True)
+    assert DiscEntry.objects.get(disc=again).item == bad.item
+
+
+def test_a_missing_storage_object_holds_the_item_back(alice):
+    disc = planned_disc(alice, files=2)
+    gone = DiscEntry.objects.filter(disc=disc).order_by("id").first()
+    default_storage.delete(gone.version.storage_name)
+    built = build.build_disc(disc.pk)
+    assert built.status == DiscStatus.VERIFIED
+    gone.refresh_from_db()
+    assert gone.held_back
+    assert ItemIssue.objects.filter(item=gone.item).exists()
+
+
+def test_the_same_disc_always_builds_to_the_same_bytes(alice, tmp_path, monkeypatch):
+    disc = build.build_disc(planned_disc(alice).pk)
+    first = build.image_path(disc).read_bytes()
+    monkeypatch.setenv("TZ", "Pacific/Auckland")
+    time.tzset()
+    try:
+        with time_machine.travel("2031-02-03 04:05:06+00:00", tick=False):
+            call_command("rebuild_disc", disc.pk, to=str(tmp_path / "again.iso"))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert (tmp_path / "again.iso").read_bytes() == first
+
+
+def test_rebuild_refuses_an_image_that_differs(alice, tmp_path):
+    disc = build.build_disc(planned_disc(alice).pk)
+    type(disc).objects.filter(pk=disc.pk).update(image_sha256="0" * 64)
+    with pytest.raises(CommandError, match="differs"):
+        call_command("rebuild_disc", disc.pk, to=str(tmp_path / "again.iso"))
+
+
+def test_a_cd_sized_medium_is_respected(alice):
+    disc = planned_disc(alice, files=1)
+    assert disc.medium == Medium.CD
+    assert build.build_disc(disc.pk).image_size <= disc.capacity_sectors * 2048

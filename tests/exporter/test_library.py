@@ -1,0 +1,105 @@
+import datetime as dt
+import hashlib
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+
+from exporter import library
+from exporter.models import Change, ChangeKind, ItemStatus
+from tests.factories import add_file, jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_stores_bytes_and_their_sha256(alice):
+    data = jpeg_bytes(exif_date="2023:07:14 18:30:05", offset="+02:00")
+    item = add_file(alice, "Été à Nice.jpg", data, caption="Beach")
+    version = item.current_version
+    assert version.sha256 == hashlib.sha256(data).hexdigest()
+    assert version.size == len(data)
+    assert version.content_type == "image/jpeg"
+    assert item.original_name == "Été à Nice.jpg"
+    with default_storage.open(version.storage_name) as fh:
+        assert fh.read() == data
+    # The name never reaches the storage key.
+    assert "Nice" not in version.storage_name
+
+
+def test_it_reads_the_exif_capture_date_with_its_offset(alice):
+    item = add_file(alice, "a.jpg", jpeg_bytes(exif_date="2023:07:14 18:30:05", offset="+02:00"))
+    assert item.captured_at == dt.datetime(2023, 7, 14, 16, 30, 5, tzinfo=dt.UTC)
+    assert item.captured_offset_minutes == 120
+
+
+@pytest.mark.parametrize("data", [b"", jpeg_bytes()[:100], b"not an image at all"])
+def test_unreadable_or_empty_files_still_import_without_a_date(alice, data):
+    item = add_file(alice, "broken.jpg", data)
+    assert item.captured_at is None
+    assert item.current_version.size == len(data)
+
+
+def test_every_change_gets_the_next_sequence_number(alice, bob):
+    album = library.ensure_album_path(alice, ["Trips", "Rome"])
+    item = add_file(alice, "a.jpg")
+    add_file(bob, "b.jpg")
+    library.replace_bytes(item, io.BytesIO(b"new bytes"))
+    library.edit_metadata(item, caption="Hello")
+    library.move_item(item, [album])
+    library.trash_item(item)
+    library.restore_item(item)
+    library.delete_item(item)
+    changes = list(Change.objects.filter(owner=alice).order_by("seq"))
+    assert [c.seq for c in changes] == list(range(1, 8))
+    assert [c.kind for c in changes] == [
+        ChangeKind.ADDED,
+        ChangeKind.NEW_VERSION,
+        ChangeKind.EDITED,
+        ChangeKind.MOVED,
+        ChangeKind.TRASHED,
+        ChangeKind.RESTORED,
+        ChangeKind.DELETED,
+    ]
+    assert list(Change.objects.filter(owner=bob).values_list("seq", flat=True)) == [1]
+
+
+def test_a_new_version_keeps_the_old_bytes(alice):
+    item = add_file(alice, "a.jpg", b"first")
+    old = item.current_version
+    new = library.replace_bytes(item, io.BytesIO(b"second"))
+    assert (old.number, new.number) == (1, 2)
+    with default_storage.open(old.storage_name) as fh:
+        assert fh.read() == b"first"
+    item.refresh_from_db()
+    assert item.current_version == new
+
+
+def test_an_edit_that_changes_nothing_records_nothing(alice):
+    item = add_file(alice, "a.jpg", caption="Same")
+    library.edit_metadata(item, caption="Same")
+    assert Change.objects.filter(owner=alice).count() == 1
+
+
+def test_nested_albums_are_created_once(alice):
+    first = library.ensure_album_path(alice, ["A", "B", "C"])
+    second = library.ensure_album_path(alice, ["A", "B", "C"])
+    assert first == second
+    assert first.path() == ["A", "B", "C"]
+
+
+def test_a_deleted_item_cannot_be_edited_and_deleting_twice_is_harmless(alice):
+    item = add_file(alice, "a.jpg")
+    library.delete_item(item)
+    library.delete_item(item)
+    assert item.status == ItemStatus.DELETED
+    with pytest.raises(library.LibraryError):
+        library.edit_metadata(item, caption="x")
+    assert Change.objects.filter(owner=alice, kind=ChangeKind.DELETED).count() == 1
+
+
+def test_items_cannot_go_into_another_subscribers_album(alice, bob):
+    item = add_file(alice, "a.jpg")
+    bobs = library.ensure_album_path(bob, ["Bob's"])
+    with pytest.raises(library.LibraryError):
+        library.move_item(item, [bobs])
+    assert not item.albums.exists()
