@@ -48,6 +48,10 @@ class Command(BaseCommand):
                 ]
             )
         )
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             while worker.poll() is None and web.poll() is None:
                 try:
