@@ -28,9 +28,7 @@ _FULLWIDTH = {c: chr(0xFF00 + ord(c) - 0x20) for c in '/\\:*?"<>|%'}
 
 # Bidirectional overrides and isolates can make "gpj.exe" look like
 # "exe.jpg"; a name should read as it is.
-_BIDI_CONTROLS = frozenset(
-    [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-)
+_BIDI_CONTROLS = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 
 _RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$"]
@@ -150,11 +148,7 @@ def safe_name(raw: str) -> str:
     end = len(name)
     while end > start and _is_end_junk(name[end - 1]):
         end -= 1
-    name = (
-        "".join(map(_end_replacement, name[:start]))
-        + name[start:end]
-        + "".join(map(_end_replacement, name[end:]))
-    )
+    name = "".join(map(_end_replacement, name[:start])) + name[start:end] + "".join(map(_end_replacement, name[end:]))
     stem, dot, rest = name.partition(".")
     if stem.rstrip(" ").upper() in _RESERVED:
         name = stem + "_" + dot + rest
