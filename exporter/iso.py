@@ -1,0 +1,612 @@
+"""The image writer: ISO 9660 level 3 + Joliet + Rock Ridge 1.09 + UDF in one image.
+
+:func:`measure_sectors` lays the files out without reading them and gives
+the exact size; :func:`write_image` writes the image atomically and
+reproducibly, checking every source against its sha256 while pycdlib copies
+it.  Canonical paths (UDF and Rock Ridge names) come from the caller; the
+ISO 9660 and Joliet names come from :func:`exporter.names.short_names`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import queue
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pycdlib
+from pycdlib.udf import _ostaunicode_zero_pad
+
+from exporter.errors import SourceMismatch
+from exporter.layout import DiscFile
+from exporter.media import SECTOR_SIZE
+from exporter.names import short_names
+
+BLOCKSIZE = 4 * 1024 * 1024
+VOLUME_ID = re.compile(r"[A-Z0-9_]{1,32}")
+JOLIET_VOLUME_ID = 16
+UDF_SHORT_ID = 30  # a 32-byte UDF dstring: compression id, 30 bytes, length
+FILE_MODE = 0o100444
+DIR_MODE = 0o040555
+APP_ID = "DISCSUB"
+# The most one ISO 9660 directory record can describe (pycdlib and xorriso
+# agree); bigger files are split into several records that share one inode.
+_ISO_CHUNK = 0xFFFFF800
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    size: int
+    sha256: str
+    sectors: int
+
+
+# --- a frozen clock for pycdlib ----------------------------------------------
+#
+# pycdlib stamps records with time.time() through time.localtime() and puts
+# random bits in the UDF volume set id.  For reproducible images those module
+# references are swapped, while any build runs, for proxies that answer from
+# a per-thread epoch (in UTC) and seeded generator; threads that are not
+# building see the real clock.
+
+_PYCDLIB_MODULES = (
+    "pycdlib.pycdlib",
+    "pycdlib.headervd",
+    "pycdlib.dates",
+    "pycdlib.udf",
+    "pycdlib.utils",
+    "pycdlib.inplaceeditor",
+    "pycdlib.dr",
+    "pycdlib.rockridge",
+    "pycdlib.isohybrid",
+)
+_clock = threading.local()
+_clock_lock = threading.Lock()
+_clock_users = 0
+_swapped: list[tuple[Any, str, Any]] = []
+
+
+class _TimeProxy:
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def time(self) -> float:
+        epoch = getattr(_clock, "epoch", None)
+        return time.time() if epoch is None else float(epoch)
+
+    def localtime(self, secs: float | None = None) -> time.struct_time:
+        epoch = getattr(_clock, "epoch", None)
+        if epoch is None:
+            return time.localtime(secs)
+        return time.gmtime(epoch if secs is None else secs)
+
+
+class _RandomProxy:
+    def __getattr__(self, name: str) -> Any:
+        rng = getattr(_clock, "rng", None)
+        return getattr(rng if rng is not None else random, name)
+
+
+@contextlib.contextmanager
+def frozen_clock(epoch: int, seed: str) -> Iterator[None]:
+    """Within this block (in this thread) pycdlib sees ``epoch`` as now, in UTC,
+    and a random generator seeded by ``seed``."""
+    global _clock_users
+    with _clock_lock:
+        if _clock_users == 0:
+            for module_name in _PYCDLIB_MODULES:
+                module = importlib.import_module(module_name)
+                for attr, real, proxy in (("time", time, _TimeProxy()), ("random", random, _RandomProxy())):
+                    if getattr(module, attr, None) is real:
+                        _swapped.append((module, attr, real))
+                        setattr(module, attr, proxy)
+        _clock_users += 1
+    outer = getattr(_clock, "epoch", None), getattr(_clock, "rng", None)
+    _clock.epoch = epoch
+    _clock.rng = random.Random(hashlib.sha256(f"{seed}\0{epoch}".encode()).digest())
+    try:
+        yield
+    finally:
+        _clock.epoch, _clock.rng = outer
+        with _clock_lock:
+            _clock_users -= 1
+            if _clock_users == 0:
+                while _swapped:
+                    module, attr, real = _swapped.pop()
+                    setattr(module, attr, real)
+
+
+# --- layout -------------------------------------------------------------------
+
+
+def _check(files: Sequence[DiscFile], volume_id: str) -> None:
+    if not VOLUME_ID.fullmatch(volume_id):
+        raise ValueError(f"volume id {volume_id!r} must be 1-32 characters of A-Z, 0-9 and _")
+    seen: set[str] = set()
+    for f in files:
+        if f.size < 0:
+            raise ValueError(f"{f.path}: negative size")
+        for path in f.all_paths:
+            if path in seen:
+                raise ValueError(f"{path}: on the disc twice")
+            seen.add(path)
+
+
+def _add_link(iso: pycdlib.PyCdlib, f: DiscFile, link: str, names: dict[str, tuple[str, str]]) -> None:
+    iso_old, joliet_old = names[f.path]
+    iso_new, joliet_new = names[link]
+    rr_name = link.rsplit("/", 1)[-1]
+    iso.add_hard_link(udf_old_path="/" + f.path, udf_new_path="/" + link)
+    if f.size <= _ISO_CHUNK:
+        iso.add_hard_link(iso_old_path=iso_old, iso_new_path=iso_new, rr_name=rr_name)
+        iso.add_hard_link(joliet_old_path=joliet_old, joliet_new_path=joliet_new)
+        return
+    # pycdlib's add_hard_link links only the first directory record of a
+    # multi-extent (> 4 GiB) file, so the new name would show 4 GiB of it.
+    # Link every chunk the way pycdlib's own _add_fp does.
+    inode = iso.get_record(udf_path="/" + f.path).inode
+    added = 0
+    for kwargs in ({"iso_new_path": iso_new, "rr_name": rr_name}, {"joliet_new_path": joliet_new}):
+        left, offset = f.size, 0
+        while left:
+            length = min(left, _ISO_CHUNK)
+            added += iso._add_hard_link_to_inode(
+                inode, length, FILE_MODE, False, None, data_extent_offset_blocks=offset, **kwargs
+            )
+            left -= length
+            offset += length // SECTOR_SIZE
+    iso._finish_add(0, added)
+
+
+def _label(iso: pycdlib.PyCdlib, volume_id: str) -> None:
+    """Joliet keeps the volume id as 16 UCS-2 characters (pycdlib refuses a
+    longer one, genisoimage cuts it), so new() got that much; the ISO 9660
+    and UDF descriptors get the whole id, as far as their fields allow."""
+    iso.pvd.volume_identifier = volume_id.encode("ascii").ljust(32)
+    short = volume_id[:UDF_SHORT_ID]
+    for descs in (iso.udf_main_descs, iso.udf_reserve_descs):
+        descs.pvds[0].vol_ident = _ostaunicode_zero_pad(short, 32)
+        descs.impl_use[0].impl_use.log_vol_ident = _ostaunicode_zero_pad(volume_id, 128)
+        descs.logical_volumes[0].logical_vol_ident = _ostaunicode_zero_pad(volume_id, 128)
+    iso.udf_file_set.log_vol_ident = _ostaunicode_zero_pad(volume_id, 128)
+    iso.udf_file_set.file_set_ident = _ostaunicode_zero_pad(short, 32)
+
+
+def _layout(files: Sequence[DiscFile], volume_id: str, source: Callable[[DiscFile], Any]) -> pycdlib.PyCdlib:
+    """A pycdlib image holding ``files``; ``source(f)`` is what pycdlib will read."""
+    _check(files, volume_id)
+    names = short_names(p for f in files for p in f.all_paths)
+    file_paths = {p for f in files for p in f.all_paths}
+    iso = pycdlib.PyCdlib()
+    iso.new(
+        interchange_level=3,
+        vol_ident=volume_id[:JOLIET_VOLUME_ID],
+        app_ident_str=APP_ID,
+        joliet=3,
+        rock_ridge="1.09",
+        udf="2.60",
+    )
+    _label(iso, volume_id)
+    # Like genisoimage -hide-rr-moved: deep albums are relocated there in the
+    # ISO 9660 tree, and Rock Ridge readers need not see it.
+    iso.set_relocated_name("RR_MOVED", ".rr_moved")
+    directories = sorted((p for p in names if p not in file_paths), key=lambda p: (p.count("/"), p))
+    for path in directories:
+        iso_path, joliet_path = names[path]
+        iso.add_directory(
+            iso_path=iso_path,
+            rr_name=path.rsplit("/", 1)[-1],
+            joliet_path=joliet_path,
+            udf_path="/" + path,
+            file_mode=DIR_MODE,
+        )
+    for f in sorted(files, key=lambda f: f.path):
+        iso_path, joliet_path = names[f.path]
+        iso.add_fp(
+            source(f),
+            f.size,
+            iso_path=iso_path,
+            rr_name=f.path.rsplit("/", 1)[-1],
+            joliet_path=joliet_path,
+            udf_path="/" + f.path,
+            file_mode=FILE_MODE,
+        )
+        for link in f.links:
+            _add_link(iso, f, link, names)
+    iso.force_consistency()
+    # pycdlib writes file data in the order files were added; in extent order
+    # the image file grows sequentially and its sha256 can follow the writes.
+    iso.inodes.sort(key=lambda inode: inode.extent_location() if inode.get_data_length() else 0)
+    return iso
+
+
+class _Unread:
+    """Stands in for file data when only the layout matters."""
+
+    mode = "rb"  # pycdlib checks that sources are binary
+
+    def seek(self, *args: Any) -> int:
+        raise RuntimeError("measure_sectors never reads file data")
+
+    read = seek
+
+
+def measure_sectors(files: Sequence[DiscFile], volume_id: str) -> int:
+    """The exact size, in 2048-byte sectors, of the image of ``files``."""
+    iso = _layout(files, volume_id, lambda f: _Unread())
+    try:
+        return iso.pvd.space_size
+    finally:
+        iso.close()
+
+
+# --- hashing on the side ----------------------------------------------------------
+
+
+class HashWorker:
+    """A thread that runs hashing calls in order, fed through a bounded queue.
+
+    hashlib releases the GIL on big buffers, so a worker hashes on the
+    second core while the main thread reads and writes."""
+
+    def __init__(self, name: str, depth: int = 4):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                fn, args = item
+                try:
+                    fn(*args)
+                except BaseException as exc:
+                    self._error = exc
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((fn, args))
+
+    def close(self) -> None:
+        """Wait for every submitted call; re-raise the first failure."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        self._error = self._error or RuntimeError("aborted")
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+
+class ImageSink:
+    """The file object pycdlib writes the image to.
+
+    It computes the image sha256 as the image is written.  pycdlib writes the
+    metadata first, scattered, then the file data in extent order (see
+    _layout).  The metadata ranges are remembered; from the first file read
+    on, each write must come after everything hashed so far: the gap before
+    it is filled from the remembered metadata (read back, it is small) or
+    with zeros (unwritten space in a new file).  Any other write order makes
+    the sink fall back to reading the finished image back."""
+
+    _ZEROS = bytes(1024 * 1024)
+
+    def __init__(self, out: BinaryIO, hasher: HashWorker):
+        self._out = out
+        self._fd = out.fileno()
+        self._hasher = hasher
+        self._sha = hashlib.sha256()
+        self._pos = 0
+        self._out_pos = 0
+        self._end = 0
+        self._meta: list[tuple[int, int]] = []
+        self._meta_index = 0
+        self._streaming = False
+        self._broken = False
+        self._hashed = 0
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            self._pos = offset
+        elif whence == os.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = self._end + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def write(self, data: bytes) -> int:
+        n = len(data)
+        if self._out_pos != self._pos:
+            self._out.seek(self._pos)
+        self._out.write(data)
+        start, self._pos = self._pos, self._pos + n
+        self._out_pos = self._pos
+        self._end = max(self._end, self._pos)
+        if not self._streaming:
+            self._meta.append((start, self._pos))
+        elif not self._broken:
+            if start < self._hashed or not self._fill_to(start):
+                self._broken = True
+            else:
+                self._hasher.submit(self._sha.update, data)
+                self._hashed = self._pos
+                if self._meta_index < len(self._meta) and self._meta[self._meta_index][0] < self._pos:
+                    self._broken = True
+        return n
+
+    def begin_data(self) -> None:
+        """Called before the first byte of file data is read."""
+        if self._streaming:
+            return
+        self._out.flush()
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(self._meta):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        self._meta = merged
+        self._streaming = True
+
+    def _fill_to(self, target: int) -> bool:
+        """Hash [hashed, target) from remembered metadata and zeros."""
+        while self._hashed < target:
+            if self._meta_index < len(self._meta) and self._meta[self._meta_index][0] <= self._hashed:
+                end = self._meta[self._meta_index][1]
+                if end > target:
+                    return False
+                n = min(end - self._hashed, BLOCKSIZE)
+                self._hasher.submit(self._sha.update, os.pread(self._fd, n, self._hashed))
+                self._hashed += n
+                if self._hashed == end:
+                    self._meta_index += 1
+                continue
+            stop = target
+            if self._meta_index < len(self._meta):
+                stop = min(stop, self._meta[self._meta_index][0])
+            while self._hashed < stop:
+                n = min(stop - self._hashed, len(self._ZEROS))
+                self._hasher.submit(self._sha.update, memoryview(self._ZEROS)[:n])
+                self._hashed += n
+        return True
+
+    def finish(self, total: int) -> str:
+        """The sha256 of the finished image of ``total`` bytes."""
+        self._out.flush()
+        if self._end != total:
+            raise OSError(f"image is {self._end} bytes, expected {total}")
+        if self._streaming and not self._broken and self._fill_to(total):
+            self._hasher.close()
+            return self._sha.hexdigest()
+        self._hasher.close()
+        sha = hashlib.sha256()
+        offset = 0
+        while offset < total:
+            chunk = os.pread(self._fd, min(BLOCKSIZE, total - offset), offset)
+            if not chunk:
+                raise OSError("image shorter than written")
+            sha.update(chunk)
+            offset += len(chunk)
+        return sha.hexdigest()
+
+
+# --- sources --------------------------------------------------------------------
+
+
+class _Source:
+    """What pycdlib reads one file from: opens the DiscFile lazily, hashes
+    the bytes on the hash worker as they pass, and always delivers exactly
+    ``size`` bytes so that the layout holds even when the source lies (the
+    image is then thrown away)."""
+
+    mode = "rb"  # pycdlib checks that sources are binary
+
+    def __init__(self, f: DiscFile, hasher: HashWorker, problems: dict, on_first_read: Callable[[], None]):
+        self.file = f
+        self._hasher = hasher
+        self._problems = problems
+        self._on_first_read = on_first_read
+        self._stream: BinaryIO | None = None
+        self._sha = hashlib.sha256()
+        self._delivered = 0
+        self._got = 0
+        self._error: str | None = None
+        self.finished = False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset != 0 or whence != 0 or self._delivered:
+            raise OSError(f"{self.file.path}: unexpected seek while writing the image")
+        return 0
+
+    def _open(self) -> None:
+        try:
+            self._stream = self.file.open()
+        except FileNotFoundError as exc:
+            self._error = f"missing source ({exc})"
+        except Exception as exc:  # storage is a black box: any failure is this file's problem
+            self._error = f"unreadable source ({exc.__class__.__name__}: {exc})"
+
+    def _read_exactly(self, n: int) -> bytes:
+        assert self._stream is not None
+        data = self._stream.read(n)
+        if data is None or len(data) != n:
+            parts = [data or b""]
+            have = len(parts[0])
+            while have < n and parts[-1]:
+                more = self._stream.read(n - have)
+                if not more:
+                    break
+                parts.append(more)
+                have += len(more)
+            data = b"".join(parts)
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        if self._delivered == 0 and self._stream is None and self._error is None:
+            self._on_first_read()
+            self._open()
+        n = min(n if n >= 0 else self.file.size, self.file.size - self._delivered)
+        data = b""
+        if self._error is None:
+            try:
+                data = self._read_exactly(n)
+            except Exception as exc:
+                self._error = f"unreadable source ({exc.__class__.__name__}: {exc})"
+                data = b""
+        if data:
+            self._got += len(data)
+            self._hasher.submit(self._sha.update, data)
+        if len(data) < n:
+            data += bytes(n - len(data))
+        self._delivered += n
+        if self._delivered >= self.file.size:
+            self._finish()
+        return data
+
+    def _finish(self) -> None:
+        extra = b""
+        if self._stream is not None and self._error is None:
+            try:
+                extra = self._stream.read(1)
+            except Exception as exc:
+                self._error = f"unreadable source ({exc.__class__.__name__}: {exc})"
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.close()
+            self._stream = None
+        self.finished = True
+        self._hasher.submit(self._judge, bool(extra))
+
+    def _judge(self, longer: bool) -> None:
+        """On the hash worker, after every byte of this file went through."""
+        f = self.file
+        expected = f"sha256 {f.sha256} ({f.size} bytes)"
+        if self._error is not None:
+            found = self._error
+        elif self._got < f.size:
+            found = f"only {self._got} bytes"
+        elif longer:
+            found = f"more than {f.size} bytes"
+        elif self._sha.hexdigest() != f.sha256.lower():
+            found = f"sha256 {self._sha.hexdigest()}"
+        else:
+            return
+        self._problems[f.item_id if f.item_id is not None else f.path] = f"expected {expected}, found {found}"
+
+    def check_unread(self) -> None:
+        """pycdlib never reads an empty file; check that it is one."""
+        if self.finished:
+            return
+        self._open()
+        self._finish()
+
+
+# --- writing ----------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _progress_adapter(progress: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    step = 16 * 1024 * 1024
+    last = [-step]
+
+    def report(done: int, total: int) -> None:
+        if done - last[0] >= step or done == total:
+            last[0] = done
+            progress(done, total)
+
+    return report
+
+
+def write_image(
+    files: Sequence[DiscFile],
+    dest: Path,
+    volume_id: str,
+    epoch: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImageResult:
+    """Write the image of ``files`` to ``dest``, atomically and reproducibly.
+
+    Every timestamp is ``epoch``.  Source bytes are checked against each
+    file's sha256 while they are copied; if any differ (or cannot be read,
+    or are shorter or longer than the recorded size) :class:`SourceMismatch`
+    names all of them and no image is left.  On any failure ``dest`` is
+    untouched and no temporary file remains.
+    """
+    dest = Path(dest)
+    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{threading.get_ident()}"
+    problems: dict = {}
+    file_hasher = HashWorker("discsub-source-sha256")
+    image_hasher = HashWorker("discsub-image-sha256")
+    sink: ImageSink | None = None
+    try:
+        with frozen_clock(epoch, volume_id):
+            sources: list[_Source] = []
+
+            def source(f: DiscFile) -> _Source:
+                s = _Source(f, file_hasher, problems, lambda: sink.begin_data() if sink else None)
+                sources.append(s)
+                return s
+
+            iso = _layout(files, volume_id, source)
+            total = iso.pvd.space_size * SECTOR_SIZE
+            # A leftover of this name can only be from a dead process whose pid was reused.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            with open(tmp, "xb+", buffering=1024 * 1024) as out:
+                sink = ImageSink(out, image_hasher)
+                report = _progress_adapter(progress)
+                if report is not None:
+                    iso.write_fp(sink, blocksize=BLOCKSIZE, progress_cb=lambda done, total: report(done, total))
+                else:
+                    iso.write_fp(sink, blocksize=BLOCKSIZE)
+                iso.close()
+                for s in sources:
+                    s.check_unread()
+                file_hasher.close()
+                if problems:
+                    raise SourceMismatch(dict(problems))
+                digest = sink.finish(total)
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        file_hasher.abort()
+        image_hasher.abort()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return ImageResult(size=total, sha256=digest, sectors=total // SECTOR_SIZE)
