@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from exporter import contents, iso, names
@@ -152,14 +152,20 @@ def _select(owner, medium: str, capacity: int, album_paths) -> tuple[list[_Candi
         fresh = list(dict.fromkeys(item_id for _, item_id in chunk if item_id not in seen))
         seen.update(fresh)
         # Lock the items: a library change to one of them waits until this
-        # plan commits, so what we read is what we resolve.
+        # plan commits, so what we read is what we resolve.  Nothing is joined
+        # to the locking read: one that waited for a writer returns the item
+        # row as that writer committed it but, under READ COMMITTED, joined
+        # rows as they were before (its new version would be missing).
+        # Related rows are read afterwards, and albums created meanwhile are
+        # looked up again.
         items = (
             MediaItem.objects.select_for_update(of=("self",))
             .filter(pk__in=fresh)
-            .select_related("current_version")
-            .prefetch_related("albums")
+            .prefetch_related("current_version", "albums")
         )
         by_id = {item.pk: item for item in items}
+        if any(album.pk not in album_paths for item in by_id.values() for album in item.albums.all()):
+            album_paths.update(_album_paths(owner))
         blocked = set(
             ItemIssue.objects.filter(item_id__in=fresh, resolved_at__isnull=True).values_list("item_id", "version_id")
         )
@@ -354,11 +360,13 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
 
 
 def _advance(cursor: ExportCursor) -> None:
-    pending = Change.objects.filter(owner_id=cursor.owner_id, resolution=Resolution.PENDING).aggregate(m=Min("seq"))[
-        "m"
-    ]
-    if pending is not None:
-        cursor.position = pending - 1
+    # One statement, one snapshot: read separately, a change committed between
+    # the two reads would be counted as resolved while still pending.
+    seqs = Change.objects.filter(owner_id=cursor.owner_id).aggregate(
+        pending=Min("seq", filter=Q(resolution=Resolution.PENDING)), last=Max("seq")
+    )
+    if seqs["pending"] is not None:
+        cursor.position = seqs["pending"] - 1
     else:
-        cursor.position = Change.objects.filter(owner_id=cursor.owner_id).aggregate(m=Max("seq"))["m"] or 0
+        cursor.position = seqs["last"] or 0
     cursor.save(update_fields=["position", "discs_planned", "updated_at"])
