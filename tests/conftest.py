@@ -45,3 +45,27 @@ def sam(django_user_model):
     user = django_user_model.objects.create_user("sam", "sam@example.com", "sam-password-1", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="exporter"))
     return user
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 2 MiB filesystem (tmpfs) and a function that grows it to 64 MiB.
+
+    Needs root to mount; outside CI the test is skipped without it.
+    """
+    import subprocess
+
+    from tests.tools import IN_CI
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        reason = f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield mount, lambda: subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -1,5 +1,6 @@
 import hashlib
 import io
+import os
 import subprocess
 import time
 
@@ -112,3 +113,25 @@ def test_a_cd_sized_medium_is_respected(alice):
     disc = planned_disc(alice, files=1)
     assert disc.medium == Medium.CD
     assert build.build_disc(disc.pk).image_size <= disc.capacity_sectors * 2048
+
+
+def test_a_full_data_disk_fails_the_build_cleanly_and_a_later_retry_works(alice, settings, small_filesystem):
+    mount, grow = small_filesystem
+    settings.IMAGES_DIR = mount
+    album = library.ensure_album_path(alice, ["Big"])
+    add_file(alice, "large.bin", os.urandom(3 * 1024 * 1024), albums=[album])
+    disc = plan_next_disc(alice, allow_partial=True)
+    failed = build.build_disc(disc.pk)
+    assert failed.status == DiscStatus.FAILED
+    assert "full" in failed.last_error
+    assert failed.next_attempt_at is not None
+    # No half image, no temporary file, nothing else changed.
+    assert [p for p in mount.rglob("*") if p.is_file()] == []
+    assert not DiscEntry.objects.filter(disc=disc, held_back=True).exists()
+    # Not due yet: a retry right away does nothing.
+    assert build.build_disc(disc.pk) is None
+    grow()
+    with time_machine.travel(failed.next_attempt_at, tick=False):
+        retried = build.build_disc(disc.pk)
+    assert retried.status == DiscStatus.VERIFIED
+    assert retried.attempts == 2
