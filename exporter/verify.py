@@ -257,12 +257,27 @@ def _scan(fd: int, size: int, units: list[_Unit]) -> str:
 
 
 def _udf_files(iso: pycdlib.PyCdlib) -> dict[str, tuple[tuple[int, int], ...]]:
-    """path (relative to the disc root) -> merged extents, in the UDF tree."""
+    """path (relative to the disc root) -> merged extents, in the UDF tree.
+
+    Walked from the file identifier descriptors themselves: pycdlib's walk()
+    rebuilds parent paths with the child's name encoding, which garbles a
+    8-bit parent of a 16-bit child ("data" under a name with "：")."""
     found = {}
-    for directory, _dirs, names in iso.walk(udf_path="/"):
-        for name in names:
-            path = f"{directory.rstrip('/')}/{name}"
-            found[path.lstrip("/")] = _merge(iso.get_file_byte_extents(udf_path=path))
+    part_start = iso.udf_main_descs.partitions[0].part_start_location
+    pending = [("", iso.udf_root)]
+    while pending:
+        directory, entry = pending.pop()
+        for fi_desc in entry.fi_descs.values():
+            if fi_desc.is_parent() or fi_desc.file_entry is None:
+                continue
+            path = f"{directory}/{fi_desc.fi.decode(fi_desc.encoding)}".lstrip("/")
+            child = fi_desc.file_entry
+            if child.is_dir():
+                pending.append((path, child))
+                continue
+            found[path] = _merge(
+                [((part_start + d.log_block_num) * SECTOR + d.offset, d.extent_length) for d in child.alloc_descs]
+            )
     return found
 
 
