@@ -242,8 +242,9 @@ def _entries(disc: Disc, chosen: list[_Candidate], kinds: dict[int, list[str]]) 
 def _assign_paths(entries: list[DiscEntry]) -> None:
     requests = []
     for index, entry in enumerate(entries):
-        if entry.kind != EntryKind.FILE:
+        if entry.kind == EntryKind.DELETION:
             continue
+        # A metadata-only entry gets a path too: its new sidecar goes there.
         folders = entry.metadata["albums"] or [[]]
         for album_index, folder in enumerate(folders):
             requests.append(
@@ -251,7 +252,7 @@ def _assign_paths(entries: list[DiscEntry]) -> None:
             )
     assigned = names.assign_disc_paths(requests)
     for index, entry in enumerate(entries):
-        if entry.kind == EntryKind.FILE:
+        if entry.kind != EntryKind.DELETION:
             count = len(entry.metadata["albums"]) or 1
             entry.paths = [assigned[(index, i)] for i in range(count)]
 
