@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import io
 import os
 import queue
 import random
@@ -32,6 +33,7 @@ from exporter.media import SECTOR_SIZE
 from exporter.names import short_names
 
 BLOCKSIZE = 4 * 1024 * 1024
+PROGRESS_STEP = 16 * 1024 * 1024
 VOLUME_ID = re.compile(r"[A-Z0-9_]{1,32}")
 JOLIET_VOLUME_ID = 16
 UDF_SHORT_ID = 30  # a 32-byte UDF dstring: compression id, 30 bytes, length
@@ -58,17 +60,7 @@ class ImageResult:
 # a per-thread epoch (in UTC) and seeded generator; threads that are not
 # building see the real clock.
 
-_PYCDLIB_MODULES = (
-    "pycdlib.pycdlib",
-    "pycdlib.headervd",
-    "pycdlib.dates",
-    "pycdlib.udf",
-    "pycdlib.utils",
-    "pycdlib.inplaceeditor",
-    "pycdlib.dr",
-    "pycdlib.rockridge",
-    "pycdlib.isohybrid",
-)
+_PYCDLIB_MODULES = "pycdlib dates dr headervd inplaceeditor isohybrid rockridge udf utils".split()
 _clock = threading.local()
 _clock_lock = threading.Lock()
 _clock_users = 0
@@ -104,7 +96,7 @@ def frozen_clock(epoch: int, seed: str) -> Iterator[None]:
     with _clock_lock:
         if _clock_users == 0:
             for module_name in _PYCDLIB_MODULES:
-                module = importlib.import_module(module_name)
+                module = importlib.import_module(f"pycdlib.{module_name}")
                 for attr, real, proxy in (("time", time, _TimeProxy()), ("random", random, _RandomProxy())):
                     if getattr(module, attr, None) is real:
                         _swapped.append((module, attr, real))
@@ -229,20 +221,10 @@ def _layout(files: Sequence[DiscFile], volume_id: str, source: Callable[[DiscFil
     return iso
 
 
-class _Unread:
-    """Stands in for file data when only the layout matters."""
-
-    mode = "rb"  # pycdlib checks that sources are binary
-
-    def seek(self, *args: Any) -> int:
-        raise RuntimeError("measure_sectors never reads file data")
-
-    read = seek
-
-
 def measure_sectors(files: Sequence[DiscFile], volume_id: str) -> int:
     """The exact size, in 2048-byte sectors, of the image of ``files``."""
-    iso = _layout(files, volume_id, lambda f: _Unread())
+    # pycdlib only reads file data when it writes; an empty stream stands in.
+    iso = _layout(files, volume_id, lambda f: io.BytesIO())
     try:
         return iso.pvd.space_size
     finally:
@@ -258,7 +240,7 @@ class HashWorker:
     hashlib releases the GIL on big buffers, so a worker hashes on the
     second core while the main thread reads and writes."""
 
-    def __init__(self, name: str, depth: int = 4):
+    def __init__(self, name: str, depth: int = 16):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._closed = False
@@ -266,21 +248,23 @@ class HashWorker:
         self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
+        while (item := self._queue.get()) is not None:
+            fn, arg, then = item
             if self._error is None:
-                fn, args = item
                 try:
-                    fn(*args)
+                    fn(arg)
                 except BaseException as exc:
                     self._error = exc
+            if then is not None:
+                then()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[[Any], Any], arg: Any, then: Callable[[], None] | None = None) -> None:
+        """Queue ``fn(arg)``, then ``then()`` (which runs even after a failure)."""
         if self._error is not None:
+            if then is not None:
+                then()
             raise self._error
-        self._queue.put((fn, args))
+        self._queue.put((fn, arg, then))
 
     def close(self) -> None:
         """Wait for every submitted call; re-raise the first failure."""
@@ -293,10 +277,36 @@ class HashWorker:
 
     def abort(self) -> None:
         self._error = self._error or RuntimeError("aborted")
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-            self._thread.join()
+        with contextlib.suppress(BaseException):
+            self.close()
+
+
+class _Lease:
+    """A pooled copy buffer lent to pycdlib for one block, back in the pool
+    once both hash workers are done with it.  Reusing a few buffers spares
+    the kernel a page fault for every 4 KiB of every file."""
+
+    __slots__ = ("buffer", "view", "_pool", "_users", "_lock")
+
+    def __init__(self, pool: queue.Queue, n: int):
+        self.buffer: bytearray = pool.get()
+        self.view = memoryview(self.buffer)[:n]
+        self._pool = pool
+        self._users = 2
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._pool.put(self.buffer)
+
+
+def _buffer_pool(count: int = 8) -> queue.Queue:
+    pool: queue.Queue = queue.Queue()
+    for _ in range(count):
+        pool.put(bytearray(BLOCKSIZE))
+    return pool
 
 
 class ImageSink:
@@ -325,6 +335,7 @@ class ImageSink:
         self._streaming = False
         self._broken = False
         self._hashed = 0
+        self._lease: _Lease | None = None
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         if whence == os.SEEK_SET:
@@ -338,7 +349,15 @@ class ImageSink:
     def tell(self) -> int:
         return self._pos
 
+    def lend(self, lease: _Lease) -> None:
+        """The next write is ``lease.view``; release the lease when hashed."""
+        self._lease = lease
+
     def write(self, data: bytes) -> int:
+        lease, self._lease = self._lease, None
+        if lease is not None and data is not lease.view:
+            lease.release()
+            lease = None
         n = len(data)
         if self._out_pos != self._pos:
             self._out.seek(self._pos)
@@ -352,10 +371,13 @@ class ImageSink:
             if start < self._hashed or not self._fill_to(start):
                 self._broken = True
             else:
-                self._hasher.submit(self._sha.update, data)
+                self._hasher.submit(self._sha.update, data, lease.release if lease else None)
+                lease = None
                 self._hashed = self._pos
                 if self._meta_index < len(self._meta) and self._meta[self._meta_index][0] < self._pos:
                     self._broken = True
+        if lease is not None:
+            lease.release()
         return n
 
     def begin_data(self) -> None:
@@ -417,6 +439,17 @@ class ImageSink:
 # --- sources --------------------------------------------------------------------
 
 
+class _Build:
+    """What the sources of one build share."""
+
+    def __init__(self) -> None:
+        self.hasher = HashWorker("discsub-source-sha256")
+        self.image_hasher = HashWorker("discsub-image-sha256")
+        self.pool = _buffer_pool()
+        self.problems: dict = {}
+        self.sink: ImageSink | None = None
+
+
 class _Source:
     """What pycdlib reads one file from: opens the DiscFile lazily, hashes
     the bytes on the hash worker as they pass, and always delivers exactly
@@ -425,13 +458,12 @@ class _Source:
 
     mode = "rb"  # pycdlib checks that sources are binary
 
-    def __init__(self, f: DiscFile, hasher: HashWorker, problems: dict, on_first_read: Callable[[], None]):
+    def __init__(self, f: DiscFile, build: _Build):
         self.file = f
-        self._hasher = hasher
-        self._problems = problems
-        self._on_first_read = on_first_read
+        self._build = build
         self._stream: BinaryIO | None = None
         self._sha = hashlib.sha256()
+        self._started = False
         self._delivered = 0
         self._got = 0
         self._error: str | None = None
@@ -450,42 +482,44 @@ class _Source:
         except Exception as exc:  # storage is a black box: any failure is this file's problem
             self._error = f"unreadable source ({exc.__class__.__name__}: {exc})"
 
-    def _read_exactly(self, n: int) -> bytes:
+    def _fill(self, view: memoryview) -> int:
         assert self._stream is not None
-        data = self._stream.read(n)
-        if data is None or len(data) != n:
-            parts = [data or b""]
-            have = len(parts[0])
-            while have < n and parts[-1]:
-                more = self._stream.read(n - have)
-                if not more:
+        readinto = getattr(self._stream, "readinto", None)
+        got = 0
+        try:
+            while got < len(view):
+                if readinto is not None:
+                    n = readinto(view[got:]) or 0
+                else:
+                    chunk = self._stream.read(len(view) - got)
+                    n = len(chunk)
+                    view[got : got + n] = chunk
+                if not n:
                     break
-                parts.append(more)
-                have += len(more)
-            data = b"".join(parts)
-        return data
+                got += n
+        except Exception as exc:
+            self._error = f"unreadable source ({exc.__class__.__name__}: {exc})"
+        return got
 
-    def read(self, n: int = -1) -> bytes:
-        if self._delivered == 0 and self._stream is None and self._error is None:
-            self._on_first_read()
+    def read(self, n: int = -1) -> memoryview:
+        build = self._build
+        assert build.sink is not None
+        if not self._started:
+            self._started = True
+            build.sink.begin_data()
             self._open()
         n = min(n if n >= 0 else self.file.size, self.file.size - self._delivered)
-        data = b""
-        if self._error is None:
-            try:
-                data = self._read_exactly(n)
-            except Exception as exc:
-                self._error = f"unreadable source ({exc.__class__.__name__}: {exc})"
-                data = b""
-        if data:
-            self._got += len(data)
-            self._hasher.submit(self._sha.update, data)
-        if len(data) < n:
-            data += bytes(n - len(data))
+        lease = _Lease(build.pool, n)
+        got = self._fill(lease.view) if self._error is None else 0
+        if got < n:
+            lease.view[got:] = bytes(n - got)
+        self._got += got
+        build.hasher.submit(self._sha.update, lease.view[:got], lease.release)
+        build.sink.lend(lease)
         self._delivered += n
         if self._delivered >= self.file.size:
             self._finish()
-        return data
+        return lease.view
 
     def _finish(self) -> None:
         extra = b""
@@ -499,7 +533,7 @@ class _Source:
                 self._stream.close()
             self._stream = None
         self.finished = True
-        self._hasher.submit(self._judge, bool(extra))
+        self._build.hasher.submit(self._judge, bool(extra))
 
     def _judge(self, longer: bool) -> None:
         """On the hash worker, after every byte of this file went through."""
@@ -515,7 +549,7 @@ class _Source:
             found = f"sha256 {self._sha.hexdigest()}"
         else:
             return
-        self._problems[f.item_id if f.item_id is not None else f.path] = f"expected {expected}, found {found}"
+        self._build.problems[f.item_id if f.item_id is not None else f.path] = f"expected {expected}, found {found}"
 
     def check_unread(self) -> None:
         """pycdlib never reads an empty file; check that it is one."""
@@ -536,20 +570,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _progress_adapter(progress: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:
-    if progress is None:
-        return None
-    step = 16 * 1024 * 1024
-    last = [-step]
-
-    def report(done: int, total: int) -> None:
-        if done - last[0] >= step or done == total:
-            last[0] = done
-            progress(done, total)
-
-    return report
-
-
 def write_image(
     files: Sequence[DiscFile],
     dest: Path,
@@ -567,18 +587,14 @@ def write_image(
     """
     dest = Path(dest)
     tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{threading.get_ident()}"
-    problems: dict = {}
-    file_hasher = HashWorker("discsub-source-sha256")
-    image_hasher = HashWorker("discsub-image-sha256")
-    sink: ImageSink | None = None
+    build = _Build()
     try:
         with frozen_clock(epoch, volume_id):
             sources: list[_Source] = []
 
             def source(f: DiscFile) -> _Source:
-                s = _Source(f, file_hasher, problems, lambda: sink.begin_data() if sink else None)
-                sources.append(s)
-                return s
+                sources.append(_Source(f, build))
+                return sources[-1]
 
             iso = _layout(files, volume_id, source)
             total = iso.pvd.space_size * SECTOR_SIZE
@@ -586,26 +602,30 @@ def write_image(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             with open(tmp, "xb+", buffering=1024 * 1024) as out:
-                sink = ImageSink(out, image_hasher)
-                report = _progress_adapter(progress)
-                if report is not None:
-                    iso.write_fp(sink, blocksize=BLOCKSIZE, progress_cb=lambda done, total: report(done, total))
-                else:
-                    iso.write_fp(sink, blocksize=BLOCKSIZE)
+                build.sink = ImageSink(out, build.image_hasher)
+                last = [-PROGRESS_STEP]
+
+                def report(done: int, total: int) -> None:
+                    # pycdlib reports every record it writes; pass on every 16 MiB.
+                    if progress is not None and (done - last[0] >= PROGRESS_STEP or done == total):
+                        last[0] = done
+                        progress(done, total)
+
+                iso.write_fp(build.sink, blocksize=BLOCKSIZE, progress_cb=report)
                 iso.close()
                 for s in sources:
                     s.check_unread()
-                file_hasher.close()
-                if problems:
-                    raise SourceMismatch(dict(problems))
-                digest = sink.finish(total)
+                build.hasher.close()
+                if build.problems:
+                    raise SourceMismatch(dict(build.problems))
+                digest = build.sink.finish(total)
                 out.flush()
                 os.fsync(out.fileno())
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
     except BaseException:
-        file_hasher.abort()
-        image_hasher.abort()
+        build.hasher.abort()
+        build.image_hasher.abort()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
