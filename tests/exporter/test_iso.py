@@ -87,6 +87,10 @@ def test_a_hostile_image_is_the_size_measured_and_hashed(hostile):
     assert result.sectors == iso.measure_sectors(files, VOLUME)
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     assert [p.name for p in image.parent.iterdir()] == [image.name]
+    # Our own read-back agrees, in all four views (16-bit UDF names under 8-bit ones included).
+    checked = verify.verify_image(image, {p: (f.size, f.sha256) for f in files for p in f.all_paths})
+    assert checked.ok, checked.problems
+    assert checked.image_sha256 == result.sha256
 
 
 def test_7z_lists_and_extracts_the_udf_view_under_the_canonical_names(hostile, tmp_path):
