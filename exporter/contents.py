@@ -1,20 +1,31 @@
 """From a planned disc to the files of its image.
 
 Used twice with the same inputs: by the planner, to measure the exact image
-size before the disc exists, and by the builder.  Everything comes from the
-disc's frozen entries, never from the library's current state.
+size before the disc exists (the disc and its entries are not saved yet),
+and by the builder.  Everything comes from the disc's frozen entries and
+the discs before it, never from the library's current state, so both calls
+give the same bytes.
+
+The files come in groups, each made by one small function that may look at
+the groups before it: the payload, the sidecars, the manifest, the README
+(with the restore tool), and last the bag files, which list everything.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 
-from exporter import manifest
+from exporter import bag, manifest, readme, xmp
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, EntryKind
+
+# The restore tool travels on every disc as restore.py (stdlib only).
+RESTORE_TOOL = Path(__file__).resolve().parent / "disc_tools" / "restore.py"
 
 
 def _opener(storage_name: str):
@@ -22,6 +33,7 @@ def _opener(storage_name: str):
 
 
 def payload_files(entries: Sequence[DiscEntry]) -> list[DiscFile]:
+    """The originals: one file per carried FILE entry, hard-linked into its other albums."""
     files = []
     for entry in entries:
         if entry.kind != EntryKind.FILE or entry.held_back:
@@ -39,45 +51,77 @@ def payload_files(entries: Sequence[DiscEntry]) -> list[DiscFile]:
     return files
 
 
-def disc_description(disc: Disc) -> dict[str, Any]:
-    owner = disc.owner
-    return {
-        "number": disc.number,
-        "medium": disc.medium,
-        "planned_at": disc.planned_at.isoformat(timespec="seconds"),
-        "volume_id": disc.volume_id,
-        "subscriber": owner.get_full_name() or owner.get_username(),
-        "series": f"discsub-{owner.pk}",
-        "layout_version": disc.layout_version,
-    }
+def sidecar_files(entries: Sequence[DiscEntry], before: Sequence[DiscFile]) -> tuple[list[DiscFile], dict[int, list]]:
+    """An XMP sidecar next to every path of every carried FILE or METADATA
+    entry (a metadata-only edit ships its sidecar without the bytes).
+    Returns the files and ``item id -> sidecar paths``."""
+    described = sorted(
+        (e for e in entries if not e.held_back and e.kind != EntryKind.DELETION and e.paths),
+        key=lambda e: e.paths[0],
+    )
+    taken = [p for f in before for p in f.all_paths]
+    occupied = {*taken, *xmp.folders_of(taken), *(p for e in described for p in e.paths)}
+    paths = xmp.sidecar_paths([e.paths for e in described], occupied)
+    files = []
+    for entry, sidecars in zip(described, paths, strict=True):
+        sidecar = DiscFile.from_bytes(sidecars[0], xmp.sidecar_xml(entry.metadata))
+        files.append(DiscFile(sidecar.path, sidecar.size, sidecar.sha256, sidecar.open, links=tuple(sidecars[1:])))
+    return files, {e.item_id: p for e, p in zip(described, paths, strict=True)}
 
 
-def entry_description(entry: DiscEntry) -> dict[str, Any]:
-    return {
-        "kind": entry.kind,
-        "paths": list(entry.paths),
-        "size": entry.size,
-        "sha256": entry.sha256,
-        "changes": list(entry.change_kinds),
-        **entry.metadata,
-    }
+def manifest_files(
+    disc: Disc, entries: Sequence[DiscEntry], before: Sequence[DiscFile], sidecars: dict[int, list]
+) -> tuple[list[DiscFile], dict]:
+    """manifest.json, and its document for the files that follow."""
+    document = manifest.describe(disc, entries, sidecars, {p for f in before for p in f.all_paths})
+    return [DiscFile.from_bytes(manifest.MANIFEST_JSON, manifest.manifest_json(document))], document
+
+
+def readme_files(document: dict, before: Sequence[DiscFile]) -> list[DiscFile]:
+    """restore.py and README.txt, which mentions only what is on the disc."""
+    files: list[DiscFile] = []
+    # RESTORE TOOL: uncomment once exporter/disc_tools/restore.py exists; README.txt then explains it.
+    # files.append(DiscFile.from_bytes(readme.RESTORE_PY, RESTORE_TOOL.read_bytes()))
+    present = [p for f in [*before, *files] for p in f.all_paths]
+    files.append(DiscFile.from_bytes(readme.README_TXT, readme.readme_txt(document, present)))
+    return files
+
+
+def bag_files(disc: Disc, document: dict, files: Sequence[DiscFile]) -> list[DiscFile]:
+    """bagit.txt, bag-info.txt, manifest-sha256.txt and, last, tagmanifest-sha256.txt."""
+    described = document["disc"]
+    captured = described["captured"]
+    dates = f", photos taken {captured['first'][:10]} to {captured['last'][:10]}" if captured["first"] else ""
+    info = [
+        ("Source-Organization", settings.DISCSUB_ORGANIZATION),
+        # The planned date, not today's: a rebuild must be byte-identical.
+        ("Bagging-Date", disc.planned_at.astimezone(dt.UTC).date().isoformat()),
+        ("Bag-Group-Identifier", described["series"]),
+        ("Bag-Count", f"{disc.number} of ?"),
+        (
+            "External-Description",
+            f"Disc {disc.number} of the series {described['series']}: a copy of the photo and video library "
+            f"of {described['subscriber']} by {settings.DISCSUB_ORGANIZATION}, carrying its changes "
+            f"{described['first_change']} to {described['last_change']}{dates}. See README.txt.",
+        ),
+        ("External-Identifier", disc.volume_id),
+    ]
+    return bag.bag_files(info, files)
 
 
 def disc_files(disc: Disc, entries: Sequence[DiscEntry]) -> list[DiscFile]:
-    """Every file of the image: the payload, then the manifests."""
-    payload = payload_files(entries)
+    """Every file of the image."""
     carried = [e for e in entries if not e.held_back]
-    held = [
-        {"item": e.metadata.get("item"), "original_name": e.metadata.get("original_name"), "reason": e.held_reason}
-        for e in entries
-        if e.held_back
-    ]
-    described = sorted((entry_description(e) for e in carried), key=lambda d: (d["item"], d["kind"]))
-    return [
-        *payload,
-        DiscFile.from_bytes(manifest.MANIFEST_JSON, manifest.manifest_json(disc_description(disc), described, held)),
-        DiscFile.from_bytes(manifest.MANIFEST_SHA256, manifest.payload_manifest(payload)),
-    ]
+    files = payload_files(carried)
+    sidecars, sidecar_paths = sidecar_files(carried, files)
+    files += sidecars
+    # Thumbnails go here, before the manifest, which names those it finds.
+    listing, document = manifest_files(disc, entries, files, sidecar_paths)
+    files += listing
+    # index.html (which reads manifest.json) and recovery/ go here, before the README that mentions them.
+    files += readme_files(document, files)
+    files += bag_files(disc, document, files)
+    return files
 
 
 def expected_checksums(files: Sequence[DiscFile]) -> dict[str, tuple[int, str]]:

@@ -320,6 +320,9 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
 
     while True:
         entries = _entries(disc, chosen, kinds)
+        # The manifest and README name the changes carried: fix them before measuring.
+        seqs = [seq for c in chosen for _, seq in pending[c.item.pk]]
+        disc.first_seq, disc.last_seq = min(seqs), max(seqs)
         sectors = iso.measure_sectors(contents.disc_files(disc, entries), disc.volume_id)
         if sectors <= capacity:
             break
@@ -331,8 +334,6 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
             log.warning("nothing fits on %s disc %s of %s", medium, number, owner)
             return None
     carried_ids = [c.item.pk for c in chosen]
-    seqs = [seq for item_id in carried_ids for _, seq in pending[item_id]]
-    disc.first_seq, disc.last_seq = min(seqs), max(seqs)
     disc.planned_sectors = sectors
     disc.save()
     DiscEntry.objects.bulk_create(entries)

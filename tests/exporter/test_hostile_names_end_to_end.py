@@ -63,7 +63,7 @@ def test_every_hostile_name_survives_every_reader(alice, tmp_path):
     paths = [e.paths[0] for e in entries]
     assert len(set(paths)) == len(paths)
     manifest = json.loads((tmp_path / "udf" / "manifest.json").read_text("utf-8"))
-    by_path = {entry["paths"][0]: entry for entry in manifest["entries"]}
+    by_path = {entry["path"]: entry for entry in manifest["files"]}
     for entry in entries:
         path = entry.paths[0]
         assert path.startswith("data/") and ".." not in path.split("/")

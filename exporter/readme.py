@@ -1,0 +1,68 @@
+"""README.txt: the disc explains itself to a person (DESIGN §4).
+
+Rendered from ``templates/disc/README.txt`` with the manifest document, so
+it says nothing the manifest does not.  UTF-8 with a byte order mark and
+CRLF line endings: every Notepad since Windows XP shows it right, and so do
+macOS and Linux.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from exporter.media import Medium
+
+README_TXT = "README.txt"
+RESTORE_PY = "restore.py"
+TEMPLATE = "disc/README.txt"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def _one_line(value: str) -> str:
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
+    """README.txt for the disc described by ``document`` (a manifest), whose
+    other files are at ``present`` (so it mentions only what is there)."""
+    disc, changes = document["disc"], document["changes"]
+    files = document["files"]
+    if files:
+        example, example_manifest = files[0]["path"], "manifest-sha256.txt"
+    else:
+        example, example_manifest = "manifest.json", "tagmanifest-sha256.txt"
+    subscriber = _one_line(disc["subscriber"])
+    heading = f"DISC {disc['number']} OF THE PHOTO LIBRARY OF {subscriber.upper()}"
+    captured = disc["captured"]
+    context = {
+        "disc": disc,
+        "subscriber": subscriber,
+        "heading": heading,
+        "rule": "=" * min(len(heading), 79),
+        "organization": _one_line(settings.DISCSUB_ORGANIZATION),
+        "made_on": disc["planned_at"][:10],
+        "medium": Medium(disc["medium"]).label if disc["medium"] in Medium.values else disc["medium"],
+        "captured_first": (captured["first"] or "")[:10],
+        "captured_last": (captured["last"] or "")[:10],
+        "files": len(files),
+        "added": len(changes["added"]),
+        "new_versions": len(changes["new_version"]),
+        "edited": len(changes["edited"]),
+        "deleted": len(changes["deleted"]),
+        "held_back": len(document["held_back"]),
+        "has_index": "index.html" in present,
+        "has_restore": RESTORE_PY in present,
+        "has_recovery": any(p.startswith("recovery/") for p in present),
+        "example": example,
+        "example_windows": example.replace("/", "\\"),
+        "example_manifest": example_manifest,
+    }
+    text = render_to_string(TEMPLATE, context)
+    text = re.sub(r"\n{3,}", "\n\n", text.replace("\r\n", "\n")).strip("\n") + "\n"
+    return ("\ufeff" + text.replace("\n", "\r\n")).encode("utf-8")
