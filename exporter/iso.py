@@ -436,6 +436,21 @@ class ImageSink:
         return sha.hexdigest()
 
 
+def _sha256_of(fd: int, total: int) -> str:
+    """Read a finished image back (after a finalize hook rewrote part of it)."""
+    if os.fstat(fd).st_size != total:
+        raise OSError(f"image is {os.fstat(fd).st_size} bytes after finalizing, expected {total}")
+    sha = hashlib.sha256()
+    offset = 0
+    while offset < total:
+        chunk = os.pread(fd, min(BLOCKSIZE, total - offset), offset)
+        if not chunk:
+            raise OSError("image shorter than written")
+        sha.update(chunk)
+        offset += len(chunk)
+    return sha.hexdigest()
+
+
 # --- sources --------------------------------------------------------------------
 
 
@@ -576,6 +591,7 @@ def write_image(
     volume_id: str,
     epoch: int,
     progress: Callable[[int, int], None] | None = None,
+    finalize: Callable[[Path], None] | None = None,
 ) -> ImageResult:
     """Write the image of ``files`` to ``dest``, atomically and reproducibly.
 
@@ -584,6 +600,11 @@ def write_image(
     or are shorter or longer than the recorded size) :class:`SourceMismatch`
     names all of them and no image is left.  On any failure ``dest`` is
     untouched and no temporary file remains.
+
+    ``finalize(path)``, if given, may rewrite bytes of the written image in
+    place, without changing its size (the implanted MD5 of
+    :mod:`exporter.isomd5`), before it is renamed to ``dest``; the sha256 is
+    then that of the final bytes.  It must be deterministic.
     """
     dest = Path(dest)
     tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{threading.get_ident()}"
@@ -620,6 +641,9 @@ def write_image(
                     raise SourceMismatch(dict(build.problems))
                 digest = build.sink.finish(total)
                 out.flush()
+                if finalize is not None:
+                    finalize(tmp)
+                    digest = _sha256_of(out.fileno(), total)
                 os.fsync(out.fileno())
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
