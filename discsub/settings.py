@@ -152,6 +152,13 @@ LOGOUT_REDIRECT_URL = "login"
 # Who makes the discs; written into every disc's bag-info and README.
 DISCSUB_ORGANIZATION = os.environ.get("DISCSUB_ORGANIZATION", "Discsub")
 
+# PAR2 recovery data on every disc (recovery/), in % of the payload's
+# blocks, per medium; 0 puts none.  A disc keeps the percentage it was
+# planned with, so a rebuild years later is identical.
+DISCSUB_PAR2_REDUNDANCY = {"cd": 10, "dvd": 10, "dvd-dl": 10, "bd": 10}
+# Memory par2 may use (MB); with less it reads the payload several times.
+DISCSUB_PAR2_MEMORY_MB = env_int("DISCSUB_PAR2_MEMORY_MB", 512)
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
     "name": "discsub",

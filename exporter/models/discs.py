@@ -35,10 +35,17 @@ class Disc(models.Model):
     # The version of the naming and layout rules the disc was planned with,
     # so a rebuild years later lays it out the same way.
     layout_version = models.PositiveSmallIntegerField(default=1)
+    # PAR2 redundancy in % (settings.DISCSUB_PAR2_REDUNDANCY at planning; 0: no recovery data).
+    recovery_percent = models.PositiveSmallIntegerField(default=0)
 
     image_name = models.CharField(max_length=512, blank=True)
     image_size = models.PositiveBigIntegerField(null=True, blank=True)
     image_sha256 = models.CharField(max_length=64, blank=True)
+    # The MD5 that checkisomd5 checks, implanted in the image (exporter.isomd5).
+    implanted_md5 = models.CharField(max_length=32, blank=True)
+    # [path, size, sha256] of each recovery file the build made, so a later
+    # read-back knows what to expect without making them again.
+    recovery_files = models.JSONField(default=list, blank=True)
     built_at = models.DateTimeField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
