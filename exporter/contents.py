@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from exporter import bag, manifest, readme, xmp
+from exporter import bag, manifest, offline_index, readme, thumbnails, xmp
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, EntryKind
 
@@ -115,10 +115,12 @@ def disc_files(disc: Disc, entries: Sequence[DiscEntry]) -> list[DiscFile]:
     files = payload_files(carried)
     sidecars, sidecar_paths = sidecar_files(carried, files)
     files += sidecars
-    # Thumbnails go here, before the manifest, which names those it finds.
+    # Thumbnails before the manifest, which names those it finds.
+    files += thumbnails.disc_files(carried)
     listing, document = manifest_files(disc, entries, files, sidecar_paths)
     files += listing
-    # index.html (which reads manifest.json) and recovery/ go here, before the README that mentions them.
+    # index.html (from the manifest document) and recovery/ go here, before the README that mentions them.
+    files += offline_index.index_files(document, files)
     files += readme_files(document, files)
     files += bag_files(disc, document, files)
     return files

@@ -23,6 +23,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
+from exporter import thumbnails
 from exporter.feed import record_change
 from exporter.models import Album, ChangeKind, ItemStatus, ItemVersion, MediaItem
 
@@ -123,6 +124,12 @@ def ensure_album_path(owner: AbstractBaseUser, names: Sequence[str]) -> Album | 
     return parent
 
 
+def _thumbnail_after_commit(version: ItemVersion) -> None:
+    # After the commit: the feed row stays locked no longer than the
+    # change takes.  Never fails the upload; a later plan makes what is missing.
+    transaction.on_commit(lambda: thumbnails.make_quietly(version))
+
+
 def add_item(
     owner: AbstractBaseUser,
     source: BinaryIO,
@@ -160,6 +167,7 @@ def add_item(
         item.save(update_fields=["current_version"])
         item.albums.set(list(albums))
         record_change(item, ChangeKind.ADDED)
+        _thumbnail_after_commit(version)
     return item
 
 
@@ -189,6 +197,7 @@ def replace_bytes(item: MediaItem, source: BinaryIO, original_name: str | None =
         locked.original_name = name
         locked.save(update_fields=["current_version", "original_name"])
         record_change(locked, ChangeKind.NEW_VERSION)
+        _thumbnail_after_commit(version)
     item.refresh_from_db()
     return version
 

@@ -1,0 +1,1 @@
+"""Tools that travel on every disc: standard library only, Python 3.8+."""

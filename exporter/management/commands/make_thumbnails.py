@@ -1,0 +1,40 @@
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import F
+from tqdm import tqdm
+
+from exporter import thumbnails
+from exporter.models import ItemStatus, ItemVersion
+
+
+class Command(BaseCommand):
+    help = (
+        "Make the missing thumbnails of every item's current version (or one subscriber's), "
+        "so planning a disc never has to.  Safe to run again: what exists is kept."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--user", metavar="USERNAME")
+
+    def handle(self, user, **options):
+        versions = (
+            ItemVersion.objects.filter(item__current_version=F("pk"))
+            .exclude(item__status=ItemStatus.DELETED)
+            .select_related("item")
+            .order_by("pk")
+        )
+        if user:
+            account = get_user_model().objects.filter(username=user).first()
+            if account is None:
+                raise CommandError(f"unknown user {user!r}")
+            versions = versions.filter(item__owner=account)
+        started = time.perf_counter()
+        total = versions.count()
+        made, placeholders = thumbnails.make_missing(
+            tqdm(versions.iterator(chunk_size=500), total=total, desc="thumbnails", disable=None, file=self.stderr)
+        )
+        elapsed = time.perf_counter() - started
+        per_item = f" ({elapsed / total * 1000:.0f} ms each)" if total else ""
+        self.stdout.write(f"{made} thumbnails, {placeholders} placeholders, in {elapsed:.1f} s{per_item}")

@@ -1,0 +1,244 @@
+"""Thumbnails: upright, small, clean, made once, and never a danger."""
+
+import io
+import os
+import struct
+import time
+import zlib
+
+import pytest
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.management import call_command
+from PIL import Image
+
+from exporter import library, thumbnails
+from exporter.models import DiscEntry
+from exporter.planning import plan_next_disc
+from tests.factories import add_file, jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def forget_known_thumbnails():
+    # The process-wide memo would hide what storage holds between tests.
+    thumbnails._known.clear()
+    yield
+    thumbnails._known.clear()
+
+
+def oriented_jpeg(width: int, height: int, orientation: int) -> bytes:
+    img = Image.new("RGB", (width, height), (30, 120, 200))
+    img.paste((250, 250, 250), (0, 0, width // 4, height // 4))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Secret Camera Co."
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif, comment=b"where I live")
+    return out.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + data + chunk(b"IEND", b"")
+
+
+def thumbnail_of(owner, name: str, data: bytes, **kwargs):
+    item = add_file(owner, name, data, **kwargs)
+    return thumbnails.ensure_for_version(item.current_version), item
+
+
+def stored_image(thumb) -> Image.Image:
+    with default_storage.open(thumb.storage_name, "rb") as fh:
+        img = Image.open(io.BytesIO(fh.read()))
+        img.load()
+    return img
+
+
+def test_exif_orientation_is_applied(alice):
+    # Stored 160 wide and 80 high, orientation 6: the camera was turned, the
+    # photo is upright when rotated 90° clockwise, so it is portrait.
+    thumb, _ = thumbnail_of(alice, "turned.jpg", oriented_jpeg(160, 80, 6))
+    img = stored_image(thumb)
+    assert img.size == (80, 160)
+    # The white corner, top-left in the stored pixels, ends up top-right.
+    assert min(img.getpixel((img.width - 5, 5))) > 220
+    assert max(img.getpixel((5, 5))[:2]) < 160
+
+
+def test_a_thumbnail_is_small_clean_and_the_same_bytes_every_time(alice):
+    data = oriented_jpeg(3000, 2000, 1)
+    thumb, _ = thumbnail_of(alice, "big.jpg", data)
+    img = stored_image(thumb)
+    assert max(img.size) == thumbnails.BOX and img.size == (400, 267)
+    assert img.format == "JPEG" and img.mode == "RGB"
+    # No metadata of the original reaches the disc.
+    assert not img.getexif() and "comment" not in img.info and "icc_profile" not in img.info
+    assert thumbnails.render_thumbnail(io.BytesIO(data)) == thumbnails.render_thumbnail(io.BytesIO(data))
+    assert thumb.size == len(thumbnails.render_thumbnail(io.BytesIO(data)))
+
+
+def test_a_thumbnail_is_made_once_and_kept(alice, monkeypatch):
+    item = add_file(alice, "once.jpg", jpeg_bytes(300, 200))
+    version = item.current_version
+    renders = []
+    real_render = thumbnails.render_thumbnail
+    monkeypatch.setattr(thumbnails, "render_thumbnail", lambda fh: renders.append(1) or real_render(fh))
+
+    first = thumbnails.ensure_for_version(version)
+    stored = default_storage.path(first.storage_name)
+    mtime = os.stat(stored).st_mtime_ns
+    thumbnails._known.clear()  # as another process would: only storage to go by
+    second = thumbnails.ensure_for_version(version)
+
+    assert first == second
+    assert len(renders) == 1
+    assert os.stat(stored).st_mtime_ns == mtime
+    assert sorted(os.listdir(os.path.dirname(stored))) == ["v1.jpg"]
+
+
+def test_each_version_has_its_own_thumbnail(alice):
+    item = add_file(alice, "v.jpg", jpeg_bytes(300, 200, color=(255, 0, 0)))
+    first = thumbnails.ensure_for_version(item.current_version)
+    library.replace_bytes(item, io.BytesIO(jpeg_bytes(200, 300, color=(0, 0, 255))))
+    item.refresh_from_db()
+    second = thumbnails.ensure_for_version(item.current_version)
+    assert first.storage_name.endswith("/v1.jpg") and second.storage_name.endswith("/v2.jpg")
+    # Never enlarged; the second version is a different picture.
+    assert stored_image(first).size == (300, 200) and stored_image(second).size == (200, 300)
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("empty.jpg", b""),
+        ("truncated.jpg", oriented_jpeg(400, 300, 1)[:700]),
+        ("noise.jpg", os.urandom(5000)),
+        ("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000)),
+        ("notes.txt", b"hello"),
+    ],
+)
+def test_what_pillow_cannot_read_gets_the_placeholder(alice, name, data):
+    thumb, item = thumbnail_of(alice, name, data)
+    assert thumb is None
+    marker = thumbnails.marker_name_for(str(item.public_id), 1)
+    assert default_storage.exists(marker)
+    assert not default_storage.exists(thumbnails.storage_name_for(str(item.public_id), 1))
+    # The decision is kept: asked again, from storage alone, it is the same.
+    thumbnails._known.clear()
+    assert thumbnails.ensure_for_version(item.current_version) is None
+
+
+def test_a_video_is_never_read(alice, monkeypatch):
+    item = add_file(alice, "holiday.mov", b"\x00" * 100_000, content_type="video/quicktime")
+    monkeypatch.setattr(FileSystemStorage, "open", lambda *a, **k: pytest.fail("a video was read"))
+    assert thumbnails.ensure_for_version(item.current_version) is None
+
+
+def test_a_decompression_bomb_is_refused_without_decoding_it(alice):
+    started = time.perf_counter()
+    # 10 billion pixels claimed: Pillow's own check refuses it at open().
+    bomb, item = thumbnail_of(alice, "bomb.png", png_header(100_000, 100_000))
+    # 81 million pixels: under Pillow's hard limit, over the decode budget.
+    big, _ = thumbnail_of(alice, "big.png", png_header(9_000, 9_000))
+    assert bomb is None and big is None
+    assert time.perf_counter() - started < 5
+    with default_storage.open(thumbnails.marker_name_for(str(item.public_id), 1)) as fh:
+        assert b"decompression bomb" in fh.read()
+
+
+def test_a_huge_jpeg_is_decoded_at_reduced_size(alice, monkeypatch):
+    # draft() decodes 4000x3000 at 1/4 scale: 1000x750 pixels fit a budget
+    # that the full image (12 MP) would not.
+    monkeypatch.setattr(thumbnails, "DECODE_PIXEL_LIMIT", 1_000_000)
+    thumb, _ = thumbnail_of(alice, "huge.jpg", jpeg_bytes(4000, 3000))
+    assert thumb is not None and stored_image(thumb).size == (400, 300)
+    png = io.BytesIO()
+    Image.new("RGB", (4000, 3000)).save(png, "PNG")
+    assert thumbnail_of(alice, "huge.png", png.getvalue())[0] is None
+
+
+def test_transparency_and_16_bit_images_come_out_as_rgb(alice):
+    rgba, grey16 = io.BytesIO(), io.BytesIO()
+    Image.new("RGBA", (60, 40), (255, 0, 0, 0)).save(rgba, "PNG")
+    Image.new("I;16", (60, 40), 40_000).save(grey16, "PNG")
+    clear = stored_image(thumbnail_of(alice, "clear.png", rgba.getvalue())[0])
+    grey = stored_image(thumbnail_of(alice, "grey.png", grey16.getvalue())[0])
+    assert clear.getpixel((30, 20)) == (255, 255, 255)  # transparent on white, not black
+    assert 140 < grey.getpixel((30, 20))[0] < 170  # 40000 / 65535 of white
+
+
+def test_a_missing_original_gets_the_placeholder(alice):
+    item = add_file(alice, "gone.jpg", jpeg_bytes())
+    default_storage.delete(item.current_version.storage_name)
+    assert thumbnails.ensure_for_version(item.current_version) is None
+
+
+def test_a_storage_failure_decides_nothing(alice, monkeypatch):
+    item = add_file(alice, "later.jpg", jpeg_bytes())
+
+    def down(*args, **kwargs):
+        raise ConnectionError("storage is down")
+
+    monkeypatch.setattr(FileSystemStorage, "open", down)
+    with pytest.raises(ConnectionError):
+        thumbnails.ensure_for_version(item.current_version)
+    monkeypatch.undo()
+    assert not default_storage.exists(thumbnails.marker_name_for(str(item.public_id), 1))
+    assert thumbnails.ensure_for_version(item.current_version) is not None
+
+
+def test_an_upload_makes_its_thumbnail_after_commit(alice, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        item = add_file(alice, "fresh.jpg", jpeg_bytes())
+    assert default_storage.exists(thumbnails.storage_name_for(str(item.public_id), 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        library.replace_bytes(item, io.BytesIO(jpeg_bytes(color=(1, 2, 3))))
+    assert default_storage.exists(thumbnails.storage_name_for(str(item.public_id), 2))
+
+
+def test_a_thumbnail_failure_never_blocks_an_upload(alice, monkeypatch, django_capture_on_commit_callbacks):
+    def broken(fh):
+        raise RuntimeError("Pillow exploded")
+
+    monkeypatch.setattr(thumbnails, "render_thumbnail", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        item = add_file(alice, "fine.jpg", jpeg_bytes())
+    assert item.pk and item.current_version.size > 0
+    # Nothing was decided: the next try makes it.
+    monkeypatch.undo()
+    thumbnails._known.clear()
+    assert thumbnails.ensure_for_version(item.current_version) is not None
+
+
+def test_the_planner_measures_the_stored_thumbnails(alice):
+    photo = add_file(alice, "photo.jpg", jpeg_bytes(800, 600))
+    add_file(alice, "clip.mp4", b"\x00" * 3000)
+    disc = plan_next_disc(alice, allow_partial=True)
+    entries = list(DiscEntry.objects.filter(disc=disc).select_related("version"))
+    files = {f.path: f for f in thumbnails.disc_files(entries)}
+    # The placeholder, shared, and one thumbnail: the video has none.
+    thumb_path = f"index/thumbs/{photo.public_id}-v1.jpg"
+    assert sorted(files) == [thumbnails.PLACEHOLDER_PATH, thumb_path]
+    stored = thumbnails.ensure_for_version(photo.current_version)
+    assert (files[thumb_path].size, files[thumb_path].sha256) == (stored.size, stored.sha256)
+    with files[thumb_path].open() as fh:
+        assert len(fh.read()) == stored.size
+
+
+def test_make_thumbnails_makes_what_is_missing(alice, bob, capsys):
+    add_file(alice, "a.jpg", jpeg_bytes())
+    add_file(alice, "b.mp4", b"\x00" * 100)
+    other = add_file(bob, "c.jpg", jpeg_bytes())
+    call_command("make_thumbnails", "--user", "alice")
+    assert "1 thumbnails, 1 placeholders" in capsys.readouterr().out
+    assert not default_storage.exists(thumbnails.storage_name_for(str(other.public_id), 1))
+    call_command("make_thumbnails")
+    assert "2 thumbnails, 1 placeholders" in capsys.readouterr().out
+    assert default_storage.exists(thumbnails.storage_name_for(str(other.public_id), 1))
