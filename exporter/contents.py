@@ -80,8 +80,7 @@ def manifest_files(
 def readme_files(document: dict, before: Sequence[DiscFile]) -> list[DiscFile]:
     """restore.py and README.txt, which mentions only what is on the disc."""
     files: list[DiscFile] = []
-    # RESTORE TOOL: uncomment once exporter/disc_tools/restore.py exists; README.txt then explains it.
-    # files.append(DiscFile.from_bytes(readme.RESTORE_PY, RESTORE_TOOL.read_bytes()))
+    files.append(DiscFile.from_bytes(readme.RESTORE_PY, RESTORE_TOOL.read_bytes()))  # the restore tool
     present = [p for f in [*before, *files] for p in f.all_paths]
     files.append(DiscFile.from_bytes(readme.README_TXT, readme.readme_txt(document, present)))
     return files
@@ -100,8 +99,8 @@ def bag_files(disc: Disc, document: dict, files: Sequence[DiscFile]) -> list[Dis
         ("Bag-Count", f"{disc.number} of ?"),
         (
             "External-Description",
-            f"Disc {disc.number} of the series {described['series']}: a copy of the photo and video library "
-            f"of {described['subscriber']} by {settings.DISCSUB_ORGANIZATION}, carrying its changes "
+            f"Disc {disc.number} of the {settings.DISCSUB_ORGANIZATION} series {described['series']}: "
+            f"the photos and videos of {described['subscriber']} added or changed in library changes "
             f"{described['first_change']} to {described['last_change']}{dates}. See README.txt.",
         ),
         ("External-Identifier", disc.volume_id),
