@@ -22,10 +22,17 @@ RESTORE_PY = "restore.py"
 TEMPLATE = "disc/README.txt"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_PAR2_VOLUME = re.compile(r"\.vol\d+\+\d+\.par2$", re.IGNORECASE)
 
 
 def _one_line(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def _main_par2(present: Collection[str]) -> str | None:
+    """The index file of the PAR2 set (``recovery/data.par2``), not a volume."""
+    candidates = sorted(p for p in present if p.startswith("recovery/") and p.endswith(".par2"))
+    return next((p for p in candidates if not _PAR2_VOLUME.search(p)), candidates[0] if candidates else None)
 
 
 def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
@@ -58,7 +65,7 @@ def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
         "held_back": len(document["held_back"]),
         "has_index": "index.html" in present,
         "has_restore": RESTORE_PY in present,
-        "has_recovery": any(p.startswith("recovery/") for p in present),
+        "par2": _main_par2(present),
         "example": example,
         "example_windows": example.replace("/", "\\"),
         "example_manifest": example_manifest,

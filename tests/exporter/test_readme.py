@@ -10,6 +10,7 @@ import pytest
 from exporter import library, readme
 from tests.exporter.extracted import extract_both, manifest_of, next_disc
 from tests.factories import add_file, jpeg_bytes
+from tests.tools import require_tool
 
 pytestmark = pytest.mark.django_db
 
@@ -86,8 +87,9 @@ def test_the_repair_and_restore_sections_follow_what_is_on_the_disc(disc_folder)
     bare = readme.readme_txt(document, ["manifest.json"]).decode("utf-8-sig")
     assert "par2" not in bare and "restore.py" not in bare and "index.html" not in bare
     assert "Copy the data folder of every disc" in bare
-    full = readme.readme_txt(document, ["index.html", "restore.py", "recovery/disc.par2"]).decode("utf-8-sig")
-    assert commands(full, "par2") == ["par2 repair recovery/*.par2"]
+    present = ["index.html", "restore.py", "recovery/data.vol000+01.par2", "recovery/data.par2"]
+    full = readme.readme_txt(document, present).decode("utf-8-sig")
+    assert commands(full, "par2") == ["par2 repair -B . recovery/data.par2"]
     assert "python3 restore.py --into FOLDER DISC..." in full
     assert "index.html" in full
 
@@ -100,3 +102,25 @@ def test_a_hostile_name_stays_on_its_line(alice, tmp_path):
     text = read(folder)
     assert text.splitlines()[0] == "DISC 1 OF THE PHOTO LIBRARY OF MALLORY BAGIT-VERSION: 0.9"
     assert not re.search(r"^BagIt-Version", (folder / "bag-info.txt").read_text("utf-8"), re.MULTILINE)
+
+
+def test_the_readmes_repair_command_repairs_a_copied_disc(disc_folder):
+    par2 = require_tool("par2")
+    payload = sorted(str(p.relative_to(disc_folder)) for p in (disc_folder / "data").rglob("*") if p.is_file())
+    if not list(disc_folder.glob("recovery/*.par2")):  # made here until the builder makes it
+        (disc_folder / "recovery").mkdir()
+        made = subprocess.run(
+            [par2, "create", "-q", "-r30", f"-B{disc_folder}", "recovery/data.par2", *payload],
+            cwd=disc_folder,
+            capture_output=True,
+            text=True,
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
+    present = [str(p.relative_to(disc_folder)) for p in (disc_folder / "recovery").iterdir()]
+    [command] = commands(readme.readme_txt(manifest_of(disc_folder), present).decode("utf-8-sig"), "par2")
+    damaged = disc_folder / payload[0]
+    good = damaged.read_bytes()
+    damaged.write_bytes(good[:100] + b"\x00" * 50 + good[150:])
+    repaired = subprocess.run(command.split(), cwd=disc_folder, capture_output=True, text=True)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert damaged.read_bytes() == good
