@@ -1126,7 +1126,7 @@ def _restore(paths, into, apply_deletions, require_all, report) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="restore.py", description="Restore Discsub discs (folders or ISO images, any order) into one folder."
+        prog="restore.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--into", required=True, metavar="FOLDER", help="where to restore (created if needed)")
     parser.add_argument(
