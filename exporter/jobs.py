@@ -12,7 +12,7 @@ from collections.abc import Callable
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from exporter import build
+from exporter import build, thumbnails
 from exporter.models import Cadence, Disc, Subscription, SubscriptionStatus
 from exporter.planning import plan_next_disc
 
@@ -22,6 +22,9 @@ CADENCE_DAYS = {Cadence.WEEKLY: 7, Cadence.MONTHLY: 30, Cadence.QUARTERLY: 91}
 def plan_discs_for(user_id: int, *, allow_partial: bool = False, medium: str | None = None) -> list[Disc]:
     """Plan every full disc the user's backlog fills; with ``allow_partial``, the rest too."""
     user = get_user_model().objects.get(pk=user_id)
+    # Thumbnails go on the disc; make the missing ones now, outside the
+    # planner's locks (uploads make theirs, this catches the rest).
+    thumbnails.make_missing(thumbnails.current_versions(user_id).filter(item__changes__resolution="pending").distinct())
     planned = []
     while True:
         disc = plan_next_disc(user, medium=medium, allow_partial=allow_partial)

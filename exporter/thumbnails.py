@@ -33,11 +33,12 @@ from typing import BinaryIO
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models import F
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from exporter import manifest
 from exporter.layout import DiscFile
-from exporter.models import DiscEntry, EntryKind, ItemVersion
+from exporter.models import DiscEntry, EntryKind, ItemStatus, ItemVersion
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,17 @@ def make_quietly(version: ItemVersion) -> None:
         ensure_for_version(version)
     except Exception:
         log.warning("could not make the thumbnail of version %s now; it will be made later", version.pk, exc_info=True)
+
+
+def current_versions(owner_id: int | None = None):
+    """The current version of every item that may still go on a disc."""
+    versions = (
+        ItemVersion.objects.filter(item__current_version=F("pk"))
+        .exclude(item__status=ItemStatus.DELETED)
+        .select_related("item")
+        .order_by("pk")
+    )
+    return versions if owner_id is None else versions.filter(item__owner_id=owner_id)
 
 
 def make_missing(versions: Iterable[ItemVersion]) -> tuple[int, int]:

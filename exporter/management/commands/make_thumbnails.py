@@ -2,11 +2,9 @@ import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import F
 from tqdm import tqdm
 
 from exporter import thumbnails
-from exporter.models import ItemStatus, ItemVersion
 
 
 class Command(BaseCommand):
@@ -19,17 +17,13 @@ class Command(BaseCommand):
         parser.add_argument("--user", metavar="USERNAME")
 
     def handle(self, user, **options):
-        versions = (
-            ItemVersion.objects.filter(item__current_version=F("pk"))
-            .exclude(item__status=ItemStatus.DELETED)
-            .select_related("item")
-            .order_by("pk")
-        )
+        owner_id = None
         if user:
             account = get_user_model().objects.filter(username=user).first()
             if account is None:
                 raise CommandError(f"unknown user {user!r}")
-            versions = versions.filter(item__owner=account)
+            owner_id = account.pk
+        versions = thumbnails.current_versions(owner_id)
         started = time.perf_counter()
         total = versions.count()
         made, placeholders = thumbnails.make_missing(
