@@ -8,10 +8,14 @@ slow I/O outside any transaction.  A verified image never changes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import errno
 import logging
-from collections.abc import Callable
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -19,8 +23,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from exporter import contents, iso, verify
+from exporter import contents, iso, isomd5, par2, verify
 from exporter.errors import IllegalTransition, SourceMismatch
+from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, DiscEvent, DiscStatus, ItemIssue, MediaItem
 
 log = logging.getLogger(__name__)
@@ -89,18 +94,64 @@ def _hold_back(disc: Disc, problems: dict) -> None:
             _event(disc, DiscStatus.BUILDING, DiscStatus.BUILDING, note=f"held back item {entry.item_id}: {reason}")
 
 
+@dataclass(frozen=True)
+class WrittenImage:
+    result: iso.ImageResult
+    implanted_md5: str
+    recovery: list[DiscFile]
+
+
+def write_disc_image(
+    disc: Disc, entries: Sequence[DiscEntry], dest: Path, *, progress: Callable[[int, int], None] | None = None
+) -> WrittenImage:
+    """Write the image of a planned disc to ``dest``: first its PAR2 recovery
+    files, from the payload, in the build area; then the image, with its MD5
+    implanted before the atomic rename.  The same disc always gives the same
+    bytes.  Raises :class:`SourceMismatch`, ``OSError``, or
+    :class:`par2.Par2Error` / :class:`isomd5.IsoMd5Error` (a tool is missing
+    or failed)."""
+    workdir = Path(settings.BUILD_DIR) / f"disc-{disc.pk}-{os.getpid()}-{threading.get_ident()}"
+    par2.remove(workdir)
+    made: list[DiscFile] = []
+    md5: list[str] = []
+
+    def make_recovery(plan: par2.Par2Plan, payload: Sequence[DiscFile]) -> list[DiscFile]:
+        made[:] = par2.create(plan, payload, workdir, memory_mb=settings.DISCSUB_PAR2_MEMORY_MB)
+        return made
+
+    # A disc first built before images carried an MD5 is rebuilt without one.
+    implant = not disc.image_sha256 or bool(disc.implanted_md5)
+    try:
+        files = contents.disc_files(disc, entries, recovery=make_recovery)
+        result = iso.write_image(
+            files,
+            dest,
+            disc.volume_id,
+            int(disc.planned_at.timestamp()),
+            progress=progress,
+            finalize=(lambda path: md5.append(isomd5.implant(path))) if implant else None,
+        )
+    finally:
+        par2.remove(workdir)
+    return WrittenImage(result, md5[0] if md5 else "", list(made))
+
+
+def recorded_recovery(disc: Disc) -> Callable[[par2.Par2Plan, Sequence[DiscFile]], list[DiscFile]]:
+    """The recovery files as the build recorded them (for a read-back: never opened)."""
+    recorded = [dataclasses.replace(DiscFile.stand_in(p, size), sha256=sha) for p, size, sha in disc.recovery_files]
+    return lambda plan, payload: recorded
+
+
 def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = None) -> Disc:
     """Write the image of a disc that is ``building``; then verify it."""
     if disc.status != DiscStatus.BUILDING:
         raise IllegalTransition(f"disc {disc.pk} is {disc.status}, not building")
     dest = image_path(disc)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    epoch = int(disc.planned_at.timestamp())
     for _ in range(3):
         entries = list(DiscEntry.objects.filter(disc=disc).select_related("version").order_by("id"))
-        files = contents.disc_files(disc, entries)
         try:
-            result = iso.write_image(files, dest, disc.volume_id, epoch, progress=progress)
+            written = write_disc_image(disc, entries, dest, progress=progress)
             break
         except SourceMismatch as exc:
             bad_items = {k: v for k, v in exc.problems.items() if isinstance(k, int)}
@@ -110,14 +161,19 @@ def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = Non
         except OSError as exc:
             reason = "the data disk is full" if exc.errno == errno.ENOSPC else f"cannot write the image: {exc}"
             return _fail(disc, reason)
+        except (par2.Par2Error, isomd5.IsoMd5Error) as exc:
+            return _fail(disc, str(exc))
     else:
         return _fail(disc, "source checks kept failing")
+    result = written.result
     with transaction.atomic():
         moved = Disc.objects.filter(pk=disc.pk, status=DiscStatus.BUILDING).update(
             status=DiscStatus.BUILT,
             image_name=str(dest.relative_to(settings.IMAGES_DIR)),
             image_size=result.size,
             image_sha256=result.sha256,
+            implanted_md5=written.implanted_md5,
+            recovery_files=[[f.path, f.size, f.sha256] for f in written.recovery],
             built_at=timezone.now(),
         )
         if not moved:
@@ -130,7 +186,7 @@ def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = Non
 def expected_files(disc: Disc) -> dict[str, tuple[int, str]]:
     """What the image must hold, from the database (never from the writer)."""
     entries = list(DiscEntry.objects.filter(disc=disc).select_related("version").order_by("id"))
-    return contents.expected_checksums(contents.disc_files(disc, entries))
+    return contents.expected_checksums(contents.disc_files(disc, entries, recovery=recorded_recovery(disc)))
 
 
 def verify_built(disc: Disc) -> Disc:

@@ -14,13 +14,13 @@ the groups before it: the payload, the sidecars, the manifest, the README
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from exporter import bag, manifest, offline_index, readme, thumbnails, xmp
+from exporter import bag, manifest, offline_index, par2, readme, thumbnails, xmp
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, EntryKind
 
@@ -30,6 +30,13 @@ RESTORE_TOOL = Path(__file__).resolve().parent / "disc_tools" / "restore.py"
 
 def _opener(storage_name: str):
     return lambda: default_storage.open(storage_name, "rb")
+
+
+def _local_path(storage_name: str) -> str | None:
+    try:
+        return default_storage.path(storage_name)
+    except NotImplementedError:  # object storage: par2 gets a copy
+        return None
 
 
 def payload_files(entries: Sequence[DiscEntry]) -> list[DiscFile]:
@@ -46,6 +53,7 @@ def payload_files(entries: Sequence[DiscEntry]) -> list[DiscFile]:
                 sha256=entry.sha256,
                 open=_opener(entry.version.storage_name),
                 item_id=entry.item_id,
+                local_path=_local_path(entry.version.storage_name),
             )
         )
     return files
@@ -86,6 +94,27 @@ def readme_files(document: dict, before: Sequence[DiscFile]) -> list[DiscFile]:
     return files
 
 
+MakeRecovery = Callable[[par2.Par2Plan, Sequence[DiscFile]], list[DiscFile]]
+
+
+def recovery_files(disc: Disc, before: Sequence[DiscFile], make: MakeRecovery | None = None) -> list[DiscFile]:
+    """recovery/: PAR2 data for everything under data/ (:mod:`exporter.par2`).
+
+    Its sizes follow from the payload's paths and sizes alone.  Without
+    ``make`` (the planner) these are size-only stand-ins; the builder's
+    ``make(plan, payload)`` makes the real files, which must be the planned ones."""
+    payload = [f for f in before if f.path.startswith(par2.PAYLOAD)]
+    plan = par2.plan([(p, f.size) for f in payload for p in f.all_paths], disc.recovery_percent)
+    if plan is None:
+        return []
+    if make is None:
+        return [DiscFile.stand_in(path, size) for path, size in plan.outputs]
+    made = make(plan, payload)
+    if [(f.path, f.size) for f in made] != list(plan.outputs):
+        raise par2.Par2Error(f"the recovery files are not the planned ones: {[(f.path, f.size) for f in made]}")
+    return made
+
+
 def bag_files(disc: Disc, document: dict, files: Sequence[DiscFile]) -> list[DiscFile]:
     """bagit.txt, bag-info.txt, manifest-sha256.txt and, last, tagmanifest-sha256.txt."""
     described = document["disc"]
@@ -108,8 +137,8 @@ def bag_files(disc: Disc, document: dict, files: Sequence[DiscFile]) -> list[Dis
     return bag.bag_files(info, files)
 
 
-def disc_files(disc: Disc, entries: Sequence[DiscEntry]) -> list[DiscFile]:
-    """Every file of the image."""
+def disc_files(disc: Disc, entries: Sequence[DiscEntry], recovery: MakeRecovery | None = None) -> list[DiscFile]:
+    """Every file of the image (``recovery``: see :func:`recovery_files`)."""
     carried = [e for e in entries if not e.held_back]
     files = payload_files(carried)
     sidecars, sidecar_paths = sidecar_files(carried, files)
@@ -120,6 +149,7 @@ def disc_files(disc: Disc, entries: Sequence[DiscEntry]) -> list[DiscFile]:
     files += listing
     # index.html (from the manifest document) and recovery/ go here, before the README that mentions them.
     files += offline_index.index_files(document, files)
+    files += recovery_files(disc, files, recovery)
     files += readme_files(document, files)
     files += bag_files(disc, document, files)
     return files

@@ -14,6 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+UNKNOWN_SHA256 = "0" * 64
+
+
+def _not_yet_made() -> BinaryIO:
+    raise RuntimeError("a stand-in for a file made at build time has no bytes")
+
 
 @dataclass(frozen=True)
 class DiscFile:
@@ -25,6 +31,16 @@ class DiscFile:
     ``links`` are further canonical paths for the same bytes, stored once
     (hard links).  ``open`` returns a fresh binary stream at offset 0 whose
     bytes must hash to ``sha256``.
+
+    ``local_path``, when set, is a local file with the same bytes (filesystem
+    storage): tools that need a path (par2) link to it instead of copying.
+
+    Files generated at build time (the PAR2 recovery files) are not known
+    when the planner measures the image: there they are size-only stand-ins
+    whose ``sha256`` is :data:`UNKNOWN_SHA256` (as long as a real one, so
+    every file that lists it keeps its size) and whose ``open`` raises.
+    :func:`exporter.iso.measure_sectors` never reads a file, so the measure is
+    exact; the builder passes the real files.
     """
 
     path: str
@@ -33,6 +49,7 @@ class DiscFile:
     open: Callable[[], BinaryIO] = field(compare=False, repr=False)
     links: tuple[str, ...] = ()
     item_id: int | None = None
+    local_path: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> DiscFile:
@@ -42,6 +59,11 @@ class DiscFile:
             sha256=hashlib.sha256(data).hexdigest(),
             open=lambda: io.BytesIO(data),
         )
+
+    @classmethod
+    def stand_in(cls, path: str, size: int) -> DiscFile:
+        """A file of known size whose bytes are made later (see above)."""
+        return cls(path=path, size=size, sha256=UNKNOWN_SHA256, open=_not_yet_made)
 
     @property
     def all_paths(self) -> tuple[str, ...]:

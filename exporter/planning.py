@@ -16,12 +16,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from exporter import contents, iso, names
+from exporter import contents, iso, names, par2
 from exporter.media import CAPACITY_SECTORS, sectors_for
 from exporter.models import (
     Album,
@@ -115,11 +116,23 @@ def _pending_chunks(owner: AbstractBaseUser) -> Iterator[list[tuple[int, int]]]:
         last = rows[-1][0]
 
 
-def _estimate(candidate: _Candidate) -> int:
+def _estimate(candidate: _Candidate, percent: int = 0, block: int = 0) -> int:
+    """Sectors the candidate adds to the image, with its share of the
+    recovery data at ``percent`` % in blocks of at most ``block`` sectors."""
+    paths = max(len(candidate.album_paths), 1)
     if candidate.kind == EntryKind.FILE:
-        links = max(len(candidate.album_paths), 1) - 1
-        return sectors_for(candidate.version.size) + FILE_OVERHEAD_SECTORS + links * LINK_OVERHEAD_SECTORS
-    return ENTRY_OVERHEAD_SECTORS
+        sectors = sectors_for(candidate.version.size)
+        estimate = sectors + FILE_OVERHEAD_SECTORS + (paths - 1) * LINK_OVERHEAD_SECTORS
+        # par2 protects every path (hard links too) in whole blocks (half a
+        # block more, on average) and a sidecar per path (a whole block).
+        protected = paths * (sectors + block + block // 2)
+    else:
+        estimate = ENTRY_OVERHEAD_SECTORS
+        protected = paths * block if candidate.kind == EntryKind.METADATA else 0
+    if percent and protected:
+        # and a copy of the file's description in every recovery file
+        estimate += -(-protected * percent // 100) + paths
+    return estimate
 
 
 def _flag_too_large(item: MediaItem, version: ItemVersion, capacity: int, medium: str) -> None:
@@ -139,9 +152,39 @@ def _flag_too_large(item: MediaItem, version: ItemVersion, capacity: int, medium
         )
 
 
-def _select(owner, medium: str, capacity: int, album_paths) -> tuple[list[_Candidate], list[int], bool]:
-    """Choose candidates oldest first.  Returns (chosen, absorbed item ids, full)."""
+def recovery_percent(medium: str) -> int:
+    """The PAR2 redundancy a disc of ``medium`` planned now gets."""
+    return int(getattr(settings, "DISCSUB_PAR2_REDUNDANCY", {}).get(medium, 0))
+
+
+def _protected_paths(candidate: _Candidate) -> int:
+    """How many files under data/ the candidate puts on the disc (its sidecars included)."""
+    paths = max(len(candidate.album_paths), 1)
+    return {EntryKind.FILE: 2 * paths, EntryKind.METADATA: paths}.get(candidate.kind, 0)
+
+
+def _recovery_block(chosen: list[_Candidate]) -> int:
+    """par2's block size, in sectors, for a disc carrying ``chosen``, near
+    enough: sidecars count as one-byte files."""
+    sizes = []
+    for c in chosen:
+        paths = max(len(c.album_paths), 1)
+        if c.kind == EntryKind.FILE and c.version.size:
+            sizes += [c.version.size] * paths
+        if c.kind != EntryKind.DELETION:
+            sizes += [1] * paths
+    return par2.choose_block_size(sizes) // 2048 if sizes else 1
+
+
+def _select(owner, medium: str, capacity: int, album_paths, block: int) -> tuple[list[_Candidate], list[int], bool]:
+    """Choose candidates oldest first; ``block`` is the par2 block size (in
+    sectors) to estimate the recovery data with.  Returns (chosen, absorbed
+    item ids, full)."""
     budget = capacity - BASE_OVERHEAD_SECTORS
+    percent = recovery_percent(medium)
+    # One PAR2 set holds so many files at most.
+    file_budget = par2.MAX_SOURCE_BLOCKS if percent else None
+    files = 0
     used = 0
     chosen: list[_Candidate] = []
     absorbed: list[int] = []
@@ -179,13 +222,15 @@ def _select(owner, medium: str, capacity: int, album_paths) -> tuple[list[_Candi
                 continue
             paths = sorted(album_paths[a.pk] for a in item.albums.all() if a.pk in album_paths)
             candidate = _Candidate(item=item, kind=kind, version=version, album_paths=paths)
-            candidate.estimate = _estimate(candidate)
+            candidate.estimate = _estimate(candidate, percent, block)
             if candidate.estimate > budget:
                 _flag_too_large(item, version, capacity, medium)
                 continue
-            if used + candidate.estimate <= budget:
+            more_files = _protected_paths(candidate)
+            if used + candidate.estimate <= budget and (file_budget is None or files + more_files <= file_budget):
                 chosen.append(candidate)
                 used += candidate.estimate
+                files += more_files
             else:
                 full = True
                 passed_over += 1
@@ -283,7 +328,15 @@ def plan_next_disc(
     with transaction.atomic():
         cursor = ExportCursor.objects.select_for_update().get(owner=owner)
         album_paths = _album_paths(owner)
-        chosen, absorbed, full = _select(owner, medium, capacity, album_paths)
+        # par2's blocks are at most about this big on a full disc of a few
+        # thousand files (exporter.par2); with more files they are smaller,
+        # and a second choice with the block size the first one implies
+        # packs the disc closer.
+        block = -(-capacity // par2.TARGET_SOURCE_BLOCKS)
+        chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block)
+        if chosen and recovery_percent(medium) and _recovery_block(chosen) < block * 0.9:
+            block = _recovery_block(chosen)
+            chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block)
         disc = None
         if chosen and (full or allow_partial):
             disc = _fix_disc(owner, cursor, medium, capacity, chosen, now)
@@ -308,6 +361,7 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
         last_seq=0,
         volume_id=volume_id_for(owner.pk, number),
         layout_version=LAYOUT_VERSION,
+        recovery_percent=recovery_percent(medium),
     )
     pending = defaultdict(list)
     for item_id, kind, seq in (

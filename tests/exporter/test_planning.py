@@ -123,8 +123,11 @@ def test_full_discs_of_a_large_backlog_are_at_least_99_percent_full(alice):
     assert len(discs) >= 3 and last is not None
     for disc in discs:
         assert disc.planned_sectors <= CAPACITY_SECTORS[Medium.CD]
+        # The image is full; the payload has all of it but its recovery data
+        # (its percentage, and a little more where blocks end half-empty).
+        assert disc.planned_sectors / CAPACITY_SECTORS[Medium.CD] >= 0.99, disc.number
         data = sum(sectors_for(e.size) for e in disc.entries.all())
-        assert data / CAPACITY_SECTORS[Medium.CD] >= 0.99, disc.number
+        assert data / CAPACITY_SECTORS[Medium.CD] >= 0.99 - 1.2 * disc.recovery_percent / 100, disc.number
     carried = [e.item_id for d in [*discs, last] for e in d.entries.all()]
     assert len(carried) == len(set(carried)) == len(sizes)
 

@@ -2,7 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from exporter import contents, iso
+from exporter import build, isomd5, par2
+from exporter.errors import SourceMismatch
 from exporter.models import Disc, DiscEntry
 
 
@@ -23,8 +24,10 @@ class Command(BaseCommand):
         if dest.is_dir():
             dest = dest / f"disc-{disc.number:04d}.iso"
         entries = list(DiscEntry.objects.filter(disc=disc).select_related("version").order_by("id"))
-        files = contents.disc_files(disc, entries)
-        result = iso.write_image(files, dest, disc.volume_id, int(disc.planned_at.timestamp()))
+        try:
+            result = build.write_disc_image(disc, entries, dest).result
+        except (SourceMismatch, par2.Par2Error, isomd5.IsoMd5Error, OSError) as exc:
+            raise CommandError(f"cannot rebuild disc {disc_id}: {exc}") from exc
         if result.sha256 != disc.image_sha256:
             raise CommandError(f"{dest}: sha256 {result.sha256} differs from the recorded {disc.image_sha256}")
         self.stdout.write(f"{dest}: identical to the original image (sha256 {result.sha256})")
