@@ -4,16 +4,21 @@ The planner must know the exact size of every recovery file before the disc
 exists, from the payload's paths and sizes alone.  So the shape of the set is
 ours, not par2cmdline's:
 
-- the block size is the smallest multiple of 2048 bytes (a sector: files
-  start on a sector, so a bad sector spoils exactly one block) that cuts the
-  payload into at most ``max(2000, 2 × files)`` blocks, 32,768 at most
-  (par2's limit); ``recovery_blocks = ceil(blocks × percent / 100)``;
+- the payload paths, sorted, are cut into as few runs of at most 1,000
+  files as can be, of nearly equal counts, each one PAR2 set: par2's time
+  grows with the data times the recovery blocks of its set, and those with
+  the files of the set, so sets keep a big disc of many photos in minutes;
+- a set's block size is the smallest multiple of 2048 bytes (a sector: files
+  start on a sector, so a bad sector spoils exactly one block) that cuts its
+  files into at most ``max(2000, 2 × files)`` blocks (par2 takes 32,768);
+  ``recovery_blocks = ceil(blocks × percent / 100)``;
 - par2cmdline computes the packets (``par2 create -s -c``), and this module
   writes them out again in a fixed arrangement: ``recovery/data.par2`` holds
   the set's description (main, file description and checksum packets, one
   creator packet); the recovery blocks are spread evenly over at most eight
   ``recovery/data.volS+C.par2`` files, each ending with its own copy of the
-  description.
+  description.  With several sets, set N is ``recovery/data-NN.par2`` and
+  its ``recovery/data-NN.volS+C.par2`` files.
 
 Every packet par2cmdline makes is defined by the PAR 2.0 specification (the
 recovery blocks, the set and file ids), and the arrangement and the creator
@@ -22,7 +27,8 @@ par2 version computed them.  A subscriber repairs an extracted disc with::
 
     cd DISC && par2 repair -B . recovery/data.par2
 
-(the names in the set are relative to the disc root, ``data/…``).
+(the names in the set are relative to the disc root, ``data/…``), once for
+each set's index file when there are several.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +51,9 @@ SECTOR = 2048
 TARGET_SOURCE_BLOCKS = 2000
 MAX_SOURCE_BLOCKS = 32768  # par2cmdline's limit (PAR 2.0 allows 32768 input slices)
 MAX_VOLUMES = 8
+MAX_SET_FILES = 1000
 DIRECTORY = "recovery"
-INDEX = f"{DIRECTORY}/data.par2"
+INDEX = f"{DIRECTORY}/data.par2"  # the index file of a disc's only set
 PAYLOAD = "data/"
 CREATOR_TEXT = b"Created by Discsub (PAR 2.0 recovery data for the data folder)."
 
@@ -69,9 +76,10 @@ def _pad4(n: int) -> int:
 
 
 @dataclass(frozen=True)
-class Par2Plan:
-    """The shape of a disc's recovery set, known before any data is read."""
+class Par2Set:
+    """The shape of one recovery set, known before any data is read."""
 
+    name: str  # "data" or "data-01": recovery/<name>.par2
     block_size: int
     source_blocks: int
     recovery_blocks: int
@@ -81,6 +89,27 @@ class Par2Plan:
     outputs: tuple[tuple[str, int], ...]
     # (first exponent, count) of each volume file, in the order of outputs[1:].
     volumes: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Par2Plan:
+    """A disc's recovery sets."""
+
+    sets: tuple[Par2Set, ...]
+
+    @property
+    def outputs(self) -> tuple[tuple[str, int], ...]:
+        """(disc path, size) of every recovery file, set by set, each index first."""
+        return tuple(o for s in self.sets for o in s.outputs)
+
+    @property
+    def files(self) -> tuple[tuple[str, int], ...]:
+        return tuple(f for s in self.sets for f in s.files)
+
+    @property
+    def indexes(self) -> tuple[str, ...]:
+        """The index file of each set: what ``par2 repair`` is given."""
+        return tuple(s.outputs[0][0] for s in self.sets)
 
 
 def _blocks(sizes: Sequence[int], block_size: int) -> int:
@@ -116,14 +145,29 @@ def creator_packet_size() -> int:
 
 
 def plan(payload: Iterable[tuple[str, int]], percent: int) -> Par2Plan | None:
-    """The recovery set for payload ``(disc path, size)`` pairs (every path of
-    every file under ``data/``, hard links included) at ``percent`` %
+    """The recovery sets for payload ``(disc path, size)`` pairs (every path
+    of every file under ``data/``, hard links included) at ``percent`` %
     redundancy; None when there is nothing to protect or ``percent`` is 0."""
     if not 0 <= percent <= 100:
         raise ValueError(f"PAR2 redundancy must be 0-100 %, not {percent}")
-    files = tuple(sorted((p, s) for p, s in payload if s > 0 and p.startswith(PAYLOAD)))
+    files = sorted((p, s) for p, s in payload if s > 0 and p.startswith(PAYLOAD))
     if percent == 0 or not files:
         return None
+    count = -(-len(files) // MAX_SET_FILES)
+    if count == 1:
+        return Par2Plan((_plan_set("data", tuple(files), percent),))
+    width = max(2, len(str(count)))
+    base, extra = divmod(len(files), count)
+    sets = []
+    start = 0
+    for n in range(count):
+        end = start + base + (1 if n < extra else 0)
+        sets.append(_plan_set(f"data-{n + 1:0{width}d}", tuple(files[start:end]), percent))
+        start = end
+    return Par2Plan(tuple(sets))
+
+
+def _plan_set(name: str, files: tuple[tuple[str, int], ...], percent: int) -> Par2Set:
     block_size = choose_block_size([s for _, s in files])
     source_blocks = _blocks([s for _, s in files], block_size)
     recovery_blocks = -(-source_blocks * percent // 100)
@@ -131,21 +175,21 @@ def plan(payload: Iterable[tuple[str, int]], percent: int) -> Par2Plan | None:
     count = min(MAX_VOLUMES, recovery_blocks)
     base, extra = divmod(recovery_blocks, count)
     width = len(str(recovery_blocks))
-    outputs = [(INDEX, description)]
+    outputs = [(f"{DIRECTORY}/{name}.par2", description)]
     volumes = []
     first = 0
     for n in range(count):
         blocks = base + (1 if n < extra else 0)
         volumes.append((first, blocks))
-        name = f"{DIRECTORY}/data.vol{first:0{width}d}+{blocks:0{width}d}.par2"
-        outputs.append((name, blocks * (_HEADER + 4 + block_size) + description))
+        volume = f"{DIRECTORY}/{name}.vol{first:0{width}d}+{blocks:0{width}d}.par2"
+        outputs.append((volume, blocks * (_HEADER + 4 + block_size) + description))
         first += blocks
-    return Par2Plan(block_size, source_blocks, recovery_blocks, files, tuple(outputs), tuple(volumes))
+    return Par2Set(name, block_size, source_blocks, recovery_blocks, files, tuple(outputs), tuple(volumes))
 
 
 def par2_sizes(payload: Iterable[tuple[str, int]], percent: int) -> list[tuple[str, int]]:
     """``(disc path, size)`` of every recovery file (names count: a file's
-    description packet holds its path)."""
+    description packet holds its path), set by set, each index first."""
     p = plan(payload, percent)
     return list(p.outputs) if p else []
 
@@ -169,13 +213,14 @@ def _expected(f: DiscFile, found: str) -> str:
     return f"expected sha256 {f.sha256} ({f.size} bytes), found {found}"
 
 
-def stage(files: Sequence[DiscFile], root: Path) -> None:
-    """Lay out the payload under ``root`` with its disc paths: a symlink to
-    the local file where there is one, else a copy.  A missing or wrongly
-    sized source raises :class:`SourceMismatch`, like the image writer."""
+def stage(files: Sequence[DiscFile], root: Path, only: Collection[str] | None = None) -> None:
+    """Lay out the payload under ``root`` with its disc paths (those in
+    ``only``, if given): a symlink to the local file where there is one, else
+    a copy.  A missing or wrongly sized source raises
+    :class:`SourceMismatch`, like the image writer."""
     problems: dict = {}
     for f in files:
-        paths = [p for p in f.all_paths if p.startswith(PAYLOAD)]
+        paths = [p for p in f.all_paths if p.startswith(PAYLOAD) and (only is None or p in only)]
         if not paths or f.size == 0:
             continue
         first = root / paths[0]
@@ -296,35 +341,35 @@ def create(
     the recovery data's size it reads the payload several times)."""
     tool = _tool()
     workdir = Path(workdir).resolve()
-    staged, raw, final = workdir / "stage", workdir / "par2", workdir / "disc"
-    for folder in (staged, raw, final / DIRECTORY):
-        folder.mkdir(parents=True)
-    stage(payload, staged)
-    found = sorted(
-        (p.relative_to(staged).as_posix(), p.stat().st_size)
-        for p in (staged / "data").rglob("*")
-        if not p.is_dir() and p.stat().st_size > 0
-    )
-    if tuple(found) != recovery.files:
+    final = workdir / "disc"
+    (final / DIRECTORY).mkdir(parents=True)
+    planned = {p for p, _ in recovery.files}
+    paths = {p for f in payload for p in f.all_paths if f.size and p.startswith(PAYLOAD)}
+    if paths != planned:
         raise Par2Error("the payload is not the one the recovery data was planned for")
-    command = [
-        tool, "create", "-q", "-q",
-        f"-s{recovery.block_size}", f"-c{recovery.recovery_blocks}", "-n1", "-u",
-        f"-t{threads}", f"-m{memory_mb}", f"-B{staged}", "-R",
-        str(raw / "data.par2"), str(staged / "data"),
-    ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, errors="replace")
-    if run.returncode != 0:
-        detail = (run.stderr or run.stdout).strip().splitlines()[-3:]
-        raise Par2Error(f"par2 create failed (exit {run.returncode}): {' '.join(detail)}")
-    made = _rearrange(recovery, raw, final)
-    # Only the rearranged files are read from here on (the image writer reads the payload from storage).
-    shutil.rmtree(raw)
-    shutil.rmtree(staged)
+    made: list[DiscFile] = []
+    for one in recovery.sets:
+        staged, raw = workdir / f"stage-{one.name}", workdir / f"par2-{one.name}"
+        raw.mkdir()
+        stage(payload, staged, {p for p, _ in one.files})
+        command = [
+            tool, "create", "-q", "-q",
+            f"-s{one.block_size}", f"-c{one.recovery_blocks}", "-n1", "-u",
+            f"-t{threads}", f"-m{memory_mb}", f"-B{staged}", "-R",
+            str(raw / "set.par2"), str(staged / "data"),
+        ]  # fmt: skip
+        run = subprocess.run(command, capture_output=True, text=True, errors="replace")
+        if run.returncode != 0:
+            detail = (run.stderr or run.stdout).strip().splitlines()[-3:]
+            raise Par2Error(f"par2 create failed (exit {run.returncode}): {' '.join(detail)}")
+        made += _rearrange(one, raw, final)
+        # Only the rearranged files are read from here on (the image writer reads the payload from storage).
+        shutil.rmtree(raw)
+        shutil.rmtree(staged)
     return made
 
 
-def _rearrange(recovery: Par2Plan, raw: Path, final: Path) -> list[DiscFile]:
+def _rearrange(recovery: Par2Set, raw: Path, final: Path) -> list[DiscFile]:
     """par2cmdline's packets, written out in our arrangement (see the module docstring)."""
     critical: dict[bytes, tuple[bytes, bytes]] = {}  # packet hash -> (type, packet)
     slices: dict[int, tuple[Path, int, int]] = {}
@@ -349,7 +394,8 @@ def _rearrange(recovery: Par2Plan, raw: Path, final: Path) -> list[DiscFile]:
     made: list[DiscFile] = []
     outputs = dict(recovery.outputs)
     plan_volumes = zip(recovery.outputs[1:], recovery.volumes, strict=True)
-    for name, blocks in [(INDEX, range(0)), *((n, range(a, a + c)) for (n, _), (a, c) in plan_volumes)]:
+    index = recovery.outputs[0][0]
+    for name, blocks in [(index, range(0)), *((n, range(a, a + c)) for (n, _), (a, c) in plan_volumes)]:
         out = _Out(final / name)
         try:
             for exponent in blocks:
@@ -369,7 +415,7 @@ def _disc_file(name: str, out: _Out) -> DiscFile:
     return DiscFile(path=name, size=out.size, sha256=out.sha.hexdigest(), open=lambda: open(path, "rb"))
 
 
-def _describe(recovery: Par2Plan, critical: dict[bytes, tuple[bytes, bytes]]) -> bytes:
+def _describe(recovery: Par2Set, critical: dict[bytes, tuple[bytes, bytes]]) -> bytes:
     """One copy of the set's description, checked against the plan: the main
     packet, then each file's description and checksums in file id order."""
     mains = [p for kind, p in critical.values() if kind == _MAIN]

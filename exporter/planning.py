@@ -157,23 +157,20 @@ def recovery_percent(medium: str) -> int:
     return int(getattr(settings, "DISCSUB_PAR2_REDUNDANCY", {}).get(medium, 0))
 
 
-def _protected_paths(candidate: _Candidate) -> int:
-    """How many files under data/ the candidate puts on the disc (its sidecars included)."""
-    paths = max(len(candidate.album_paths), 1)
-    return {EntryKind.FILE: 2 * paths, EntryKind.METADATA: paths}.get(candidate.kind, 0)
-
-
 def _recovery_block(chosen: list[_Candidate]) -> int:
     """par2's block size, in sectors, for a disc carrying ``chosen``, near
-    enough: sidecars count as one-byte files."""
-    sizes = []
+    enough (averaged over its files; sidecars count as one-byte files)."""
+    payload = []
     for c in chosen:
-        paths = max(len(c.album_paths), 1)
-        if c.kind == EntryKind.FILE and c.version.size:
-            sizes += [c.version.size] * paths
-        if c.kind != EntryKind.DELETION:
-            sizes += [1] * paths
-    return par2.choose_block_size(sizes) // 2048 if sizes else 1
+        for n in range(max(len(c.album_paths), 1)):
+            if c.kind == EntryKind.FILE and c.version.size:
+                payload.append((f"data/{c.item.pk:012d}-{n}", c.version.size))
+            if c.kind != EntryKind.DELETION:
+                payload.append((f"data/{c.item.pk:012d}-{n}.xmp", 1))
+    plan = par2.plan(payload, 1)
+    if plan is None:
+        return 1
+    return max(1, sum(s.block_size * len(s.files) for s in plan.sets) // len(plan.files) // 2048)
 
 
 def _select(owner, medium: str, capacity: int, album_paths, block: int) -> tuple[list[_Candidate], list[int], bool]:
@@ -182,9 +179,6 @@ def _select(owner, medium: str, capacity: int, album_paths, block: int) -> tuple
     item ids, full)."""
     budget = capacity - BASE_OVERHEAD_SECTORS
     percent = recovery_percent(medium)
-    # One PAR2 set holds so many files at most.
-    file_budget = par2.MAX_SOURCE_BLOCKS if percent else None
-    files = 0
     used = 0
     chosen: list[_Candidate] = []
     absorbed: list[int] = []
@@ -226,11 +220,9 @@ def _select(owner, medium: str, capacity: int, album_paths, block: int) -> tuple
             if candidate.estimate > budget:
                 _flag_too_large(item, version, capacity, medium)
                 continue
-            more_files = _protected_paths(candidate)
-            if used + candidate.estimate <= budget and (file_budget is None or files + more_files <= file_budget):
+            if used + candidate.estimate <= budget:
                 chosen.append(candidate)
                 used += candidate.estimate
-                files += more_files
             else:
                 full = True
                 passed_over += 1

@@ -133,10 +133,12 @@ def random_layout(rng: random.Random) -> list[DiscFile]:
     return files
 
 
-def test_par2_sizes_are_predicted_exactly(tmp_path):
+def test_par2_sizes_are_predicted_exactly(tmp_path, monkeypatch):
     tool = require_tool("par2")
     rng = random.Random(20261126)
     for trial in range(12):
+        # Some discs with several sets.
+        monkeypatch.setattr(par2, "MAX_SET_FILES", rng.choice([1000, 1000, 4, 9]))
         files = random_layout(rng)
         percent = rng.choice([1, 5, 10, 10, 25, 100])
         plan = par2.plan([(p, f.size) for f in files for p in f.all_paths], percent)
@@ -147,14 +149,14 @@ def test_par2_sizes_are_predicted_exactly(tmp_path):
         made = par2.create(plan, files, tmp_path / str(trial))
         assert [(f.path, f.size) for f in made] == predicted, (trial, plan)
         assert [(f.path, (tmp_path / str(trial) / "disc" / f.path).stat().st_size) for f in made] == predicted
-        # par2 itself accepts the set, with the payload where the disc has it.
+        assert len(plan.sets) == -(-len(plan.files) // par2.MAX_SET_FILES)
+        # par2 itself accepts every set, with the payload where the disc has it.
         par2.stage(files, tmp_path / str(trial) / "disc")
-        check = subprocess.run(
-            [tool, "verify", "-q", "-q", "-B", ".", par2.INDEX],
-            cwd=tmp_path / str(trial) / "disc",
-            capture_output=True,
-        )
-        assert check.returncode == 0, (trial, check.stdout, check.stderr)
+        for index in plan.indexes:
+            check = subprocess.run(
+                [tool, "verify", "-q", "-q", "-B", ".", index], cwd=tmp_path / str(trial) / "disc", capture_output=True
+            )
+            assert check.returncode == 0, (trial, index, check.stdout, check.stderr)
 
 
 def test_the_block_size_is_the_smallest_sector_multiple_within_the_block_limit():
@@ -221,10 +223,12 @@ def test_a_disc_first_built_without_an_implanted_md5_is_rebuilt_without_one(alic
     assert isomd5.implanted(tmp_path / "again.iso") is None
 
 
-def test_par2_repairs_a_disc_with_2_percent_of_its_payload_sectors_zeroed(alice, tmp_path):
+@pytest.mark.parametrize("set_files", [1000, 12])
+def test_par2_repairs_a_disc_with_2_percent_of_its_payload_sectors_zeroed(alice, tmp_path, monkeypatch, set_files):
     """Like a subscriber: the damaged disc reads back with zeroed sectors; they
-    copy it to a folder and run par2 repair as the README says."""
+    copy it to a folder and run par2 repair as the README says (once per set)."""
     tool = require_tool("par2")
+    monkeypatch.setattr(par2, "MAX_SET_FILES", set_files)
     disc = built_disc(alice, count=16, seed=2)
     image = build.image_path(disc).read_bytes()
     extents = payload_extents(image, extract(build.image_path(disc), tmp_path / "clean"))
@@ -243,7 +247,14 @@ def test_par2_repairs_a_disc_with_2_percent_of_its_payload_sectors_zeroed(alice,
     broken = [p for p, (_, sha) in expected.items() if sha256_of(folder / p) != sha]
     assert len(broken) >= 3
 
-    run = subprocess.run([tool, "repair", "-B", ".", "recovery/data.par2"], cwd=folder, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    indexes = sorted(p for p in expected if p.startswith("recovery/") and ".vol" not in p)
+    assert indexes == (
+        ["recovery/data.par2"]
+        if set_files == 1000
+        else ["recovery/data-01.par2", "recovery/data-02.par2", "recovery/data-03.par2"]
+    )
+    for index in indexes:
+        run = subprocess.run([tool, "repair", "-B", ".", index], cwd=folder, capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr
 
     assert [p for p, (_, sha) in expected.items() if sha256_of(folder / p) != sha] == []
