@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Max, Min, Q
+from django.db.models import F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from exporter import contents, iso, names, par2
@@ -53,7 +53,7 @@ ENTRY_OVERHEAD_SECTORS = 1  # a metadata-only or deletion entry: manifest bytes
 # How many pending items to look past the first one that does not fit, in
 # search of smaller ones that do.
 LOOKAHEAD = 2000
-CHUNK = 1000
+CHUNK = 500
 
 
 @dataclass
@@ -390,18 +390,17 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
         # Under the cursor and item locks this cannot happen; if it does, the
         # transaction is rolled back and nothing is planned.
         raise RuntimeError(f"expected to resolve {len(seqs)} changes, resolved {updated}")
+    # Three statements whatever the disc holds (the items are locked, so
+    # their current version and metadata revision are what was planned).
+    by_kind = defaultdict(list)
     for candidate in chosen:
-        item = candidate.item
-        if candidate.kind == EntryKind.FILE:
-            item.planned_version_number = candidate.version.number
-            item.planned_metadata_revision = item.metadata_revision
-        elif candidate.kind == EntryKind.METADATA:
-            item.planned_metadata_revision = item.metadata_revision
-        else:
-            item.deletion_planned = True
-    MediaItem.objects.bulk_update(
-        [c.item for c in chosen], ["planned_version_number", "planned_metadata_revision", "deletion_planned"]
+        by_kind[candidate.kind].append(candidate.item.pk)
+    version_number = ItemVersion.objects.filter(pk=OuterRef("current_version_id")).values("number")[:1]
+    MediaItem.objects.filter(pk__in=by_kind[EntryKind.FILE]).update(
+        planned_version_number=Subquery(version_number), planned_metadata_revision=F("metadata_revision")
     )
+    MediaItem.objects.filter(pk__in=by_kind[EntryKind.METADATA]).update(planned_metadata_revision=F("metadata_revision"))
+    MediaItem.objects.filter(pk__in=by_kind[EntryKind.DELETION]).update(deletion_planned=True)
     cursor.discs_planned = number
     DiscEvent.objects.create(disc=disc, from_status="", to_status=DiscStatus.PLANNED, note=f"{len(entries)} entries")
     return disc

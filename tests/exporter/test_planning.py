@@ -161,3 +161,12 @@ def test_subscribers_never_share_discs(alice, bob):
     assert disc.number == 1
     assert {e.item.owner_id for e in disc.entries.all()} == {bob.pk}
     assert Change.objects.get(owner=alice).resolution == Resolution.PENDING
+
+
+def test_a_disc_of_thousands_of_items_is_planned_in_one_go(alice):
+    for n in range(1500):
+        add_sized(alice, 4096, name=f"{n}.jpg")
+    disc = plan_next_disc(alice, medium=Medium.BD, allow_partial=True)
+    assert disc.entries.count() == 1500
+    assert not Change.objects.filter(owner=alice, resolution=Resolution.PENDING).exists()
+    assert set(alice.media_items.values_list("planned_version_number", flat=True)) == {1}
