@@ -29,10 +29,12 @@ def _one_line(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
-def _main_par2(present: Collection[str]) -> str | None:
-    """The index file of the PAR2 set (``recovery/data.par2``), not a volume."""
-    candidates = sorted(p for p in present if p.startswith("recovery/") and p.endswith(".par2"))
-    return next((p for p in candidates if not _PAR2_VOLUME.search(p)), candidates[0] if candidates else None)
+def _par2_indexes(present: Collection[str]) -> list[str]:
+    """The index file of every PAR2 set (``recovery/data.par2``, or
+    ``data-01.par2``, ``data-02.par2`` … on a disc of many files), not the volumes."""
+    return sorted(
+        p for p in present if p.startswith("recovery/") and p.endswith(".par2") and not _PAR2_VOLUME.search(p)
+    )
 
 
 def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
@@ -65,7 +67,7 @@ def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
         "held_back": len(document["held_back"]),
         "has_index": "index.html" in present,
         "has_restore": RESTORE_PY in present,
-        "par2": _main_par2(present),
+        "par2": _par2_indexes(present),
         "example": example,
         "example_windows": example.replace("/", "\\"),
         "example_manifest": example_manifest,

@@ -441,16 +441,21 @@ class Disc:
             return None
         if isinstance(self.source, IsoImage):
             folder = os.path.splitext(self.label)[0]
-            index = quote(os.path.join(folder, "recovery", self.par2[0]))
+            commands = "; ".join(
+                f"par2 repair -B {quote(folder)} {quote(os.path.join(folder, 'recovery', index))}"
+                for index in self.par2
+            )
             return (
                 f"disc {self.number}: to repair it, extract {quote(self.label)} to a folder (e.g. 7z x "
-                f"{quote(self.label)} -o{quote(folder)}), run: par2 repair -B {quote(folder)} {index}; "
-                "then restore from that folder"
+                f"{quote(self.label)} -o{quote(folder)}), run: {commands}; then restore from that folder"
             )
-        index = quote(os.path.join(self.label, "recovery", self.par2[0]))
+        commands = "; ".join(
+            f"par2 repair -B {quote(self.label)} {quote(os.path.join(self.label, 'recovery', index))}"
+            for index in self.par2
+        )
         return (
             f"disc {self.number}: to repair it, copy the disc to a folder you can write to if it is read-only, "
-            f"run: par2 repair -B {quote(self.label)} {index}; then run this restore again"
+            f"run: {commands}; then run this restore again"
         )
 
 

@@ -124,3 +124,17 @@ def test_the_readmes_repair_command_repairs_a_copied_disc(disc_folder):
     repaired = subprocess.run(command.split(), cwd=disc_folder, capture_output=True, text=True)
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert damaged.read_bytes() == good
+
+
+def test_a_disc_with_several_par2_sets_gets_a_repair_command_for_each(disc_folder):
+    present = [
+        "recovery/data-01.par2",
+        "recovery/data-01.vol000+04.par2",
+        "recovery/data-02.par2",
+        "recovery/data-02.vol000+04.par2",
+    ]
+    text = readme.readme_txt(manifest_of(disc_folder), present).decode("utf-8-sig")
+    assert commands(text, "par2") == [
+        "par2 repair -B . recovery/data-01.par2",
+        "par2 repair -B . recovery/data-02.par2",
+    ]
