@@ -258,7 +258,7 @@ def _make(name: str, marker: str, original: str, skip: str) -> Thumbnail | None:
             _save_once(name, data)
             # Read back what is stored: if another maker won a race, its bytes count.
             return _stored(name)
-    log.info("no thumbnail for %s: %s", name, reason)
+    log.debug("no thumbnail for %s: %s", name, reason)
     _save_once(marker, reason.encode("utf-8", "replace")[:2000])
     if default_storage.exists(name):  # a racing maker did make one
         return _stored(name)
