@@ -1,11 +1,10 @@
 import json
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from exporter import jobs
-from exporter.management.commands._discjson import disc_json
+from exporter.management.commands._common import disc_json, user_named
 from exporter.media import Medium
 from exporter.models import DiscStatus
 
@@ -24,9 +23,7 @@ class Command(BaseCommand):
             raise CommandError("--now needs --user")
         user_id = None
         if user:
-            account = get_user_model().objects.filter(username=user).first()
-            if account is None:
-                raise CommandError(f"unknown user {user!r}")
+            account = user_named(user)
             user_id = account.pk
             jobs.plan_discs_for(user_id, allow_partial=now, medium=medium)
         else:

@@ -1,9 +1,8 @@
 import json
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from exporter.management.commands._discjson import disc_json
+from exporter.management.commands._common import disc_json, user_named
 from exporter.models import Disc
 
 
@@ -17,9 +16,7 @@ class Command(BaseCommand):
     def handle(self, user, **options):
         discs = Disc.objects.select_related("owner").order_by("owner_id", "number")
         if user:
-            account = get_user_model().objects.filter(username=user).first()
-            if account is None:
-                raise CommandError(f"unknown user {user!r}")
+            account = user_named(user)
             discs = discs.filter(owner=account)
         for disc in discs:
             self.stdout.write(json.dumps(disc_json(disc), ensure_ascii=False, sort_keys=True))

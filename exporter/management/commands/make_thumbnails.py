@@ -1,10 +1,10 @@
 import time
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from exporter import thumbnails
+from exporter.management.commands._common import user_named
 
 
 class Command(BaseCommand):
@@ -19,9 +19,7 @@ class Command(BaseCommand):
     def handle(self, user, **options):
         owner_id = None
         if user:
-            account = get_user_model().objects.filter(username=user).first()
-            if account is None:
-                raise CommandError(f"unknown user {user!r}")
+            account = user_named(user)
             owner_id = account.pk
         versions = thumbnails.current_versions(owner_id)
         started = time.perf_counter()

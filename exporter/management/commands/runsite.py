@@ -48,6 +48,7 @@ class Command(BaseCommand):
                 ]
             )
         )
+
         def stop(signum, frame):
             raise KeyboardInterrupt
 

@@ -1,8 +1,18 @@
-"""The JSON shape shared by build_discs and list_discs (one object per disc)."""
+"""What the commands share: looking up a subscriber, and the JSON shape of a disc."""
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
 
 from exporter.models import Disc
+
+
+def user_named(username: str):
+    """The user called ``username``, or a CommandError that says so."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise CommandError(f"unknown user {username!r}")
+    return user
 
 
 def disc_json(disc: Disc, files: int | None = None) -> dict:
