@@ -323,8 +323,11 @@ class ImageSink:
 
     _ZEROS = bytes(1024 * 1024)
 
-    def __init__(self, out: BinaryIO, hasher: HashWorker):
+    def __init__(self, out: BinaryIO, hasher: HashWorker, *, hash_image: bool = True):
         self._out = out
+        # Without hash_image (a finalize hook rewrites the image and it is
+        # hashed afterwards) the writes go straight through.
+        self._hash_image = hash_image
         self._fd = out.fileno()
         self._hasher = hasher
         self._sha = hashlib.sha256()
@@ -334,7 +337,7 @@ class ImageSink:
         self._meta: list[tuple[int, int]] = []
         self._meta_index = 0
         self._streaming = False
-        self._broken = False
+        self._broken = not hash_image
         self._hashed = 0
         self._lease: _Lease | None = None
 
@@ -426,6 +429,9 @@ class ImageSink:
         self._out.flush()
         if self._end != total:
             raise OSError(f"image is {self._end} bytes, expected {total}")
+        if not self._hash_image:
+            self._hasher.close()
+            return ""
         if self._streaming and not self._broken and self._fill_to(total):
             self._hasher.close()
             return self._sha.hexdigest()
@@ -597,6 +603,7 @@ def write_image(
     epoch: int,
     progress: Callable[[int, int], None] | None = None,
     finalize: Callable[[Path], None] | None = None,
+    hash_image: bool = True,
 ) -> ImageResult:
     """Write the image of ``files`` to ``dest``, atomically and reproducibly.
 
@@ -610,6 +617,10 @@ def write_image(
     place, without changing its size (the implanted MD5 of
     :mod:`exporter.isomd5`), before it is renamed to ``dest``; the sha256 is
     then that of the final bytes.  It must be deterministic.
+
+    With ``hash_image=False`` the image is not hashed here (``sha256`` is
+    empty): for a caller whose read-back (:func:`exporter.verify.verify_image`)
+    computes it anyway.
     """
     dest = Path(dest)
     tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{threading.get_ident()}"
@@ -628,7 +639,7 @@ def write_image(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             with open(tmp, "xb+", buffering=1024 * 1024) as out:
-                build.sink = ImageSink(out, build.image_hasher)
+                build.sink = ImageSink(out, build.image_hasher, hash_image=hash_image and finalize is None)
                 last = [-PROGRESS_STEP]
 
                 def report(done: int, total: int) -> None:
@@ -648,7 +659,7 @@ def write_image(
                 out.flush()
                 if finalize is not None:
                     finalize(tmp)
-                    digest = _sha256_of(out.fileno(), total)
+                    digest = _sha256_of(out.fileno(), total) if hash_image else ""
                 os.fsync(out.fileno())
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)

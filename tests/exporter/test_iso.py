@@ -487,3 +487,13 @@ def test_a_file_over_4_gib_works_in_every_view(tmp_path):
         sizes = [int(s) for s in re.findall(r"^-\S+\s+\d+\s+\d+\s+\d+\s+(\d+) .*(?:big|same|BIG|SAME)", listing, re.M)]
         assert sorted(sizes) == sorted([2**32 - 2048, size - (2**32 - 2048)] * 2), listing
     assert verify.verify_image(image, {p: (f.size, f.sha256) for f in files for p in f.all_paths}).ok
+
+
+def test_an_image_left_unhashed_is_the_same_bytes_and_its_read_back_gives_the_sha256(tmp_path):
+    files = [DiscFile.from_bytes(f"data/{n}.bin", os.urandom(5000 + n)) for n in range(5)]
+    hashed = iso.write_image(files, tmp_path / "a.iso", "SAME", 0)
+    unhashed = iso.write_image(files, tmp_path / "b.iso", "SAME", 0, hash_image=False)
+    assert unhashed.sha256 == "" and unhashed.size == hashed.size
+    assert (tmp_path / "a.iso").read_bytes() == (tmp_path / "b.iso").read_bytes()
+    read_back = verify.verify_image(tmp_path / "b.iso", {f.path: (f.size, f.sha256) for f in files})
+    assert read_back.ok and read_back.image_sha256 == hashed.sha256
