@@ -436,21 +436,14 @@ class ImageSink:
             self._hasher.close()
             return self._sha.hexdigest()
         self._hasher.close()
-        sha = hashlib.sha256()
-        offset = 0
-        while offset < total:
-            chunk = os.pread(self._fd, min(BLOCKSIZE, total - offset), offset)
-            if not chunk:
-                raise OSError("image shorter than written")
-            sha.update(chunk)
-            offset += len(chunk)
-        return sha.hexdigest()
+        return _sha256_of(self._fd, total)
 
 
 def _sha256_of(fd: int, total: int) -> str:
-    """Read a finished image back (after a finalize hook rewrote part of it)."""
+    """Read a finished image back (when it could not be hashed on the way,
+    or after a finalize hook rewrote part of it)."""
     if os.fstat(fd).st_size != total:
-        raise OSError(f"image is {os.fstat(fd).st_size} bytes after finalizing, expected {total}")
+        raise OSError(f"image is {os.fstat(fd).st_size} bytes, expected {total}")
     sha = hashlib.sha256()
     offset = 0
     while offset < total:
