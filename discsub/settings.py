@@ -159,6 +159,25 @@ DISCSUB_PAR2_REDUNDANCY = {"cd": 10, "dvd": 10, "dvd-dl": 10, "bd": 10}
 # Memory par2 may use (MB); with less it reads the payload several times.
 DISCSUB_PAR2_MEMORY_MB = env_int("DISCSUB_PAR2_MEMORY_MB", 512)
 
+# Replacement copies a subscriber may ask for (lost or damaged discs), per rolling period.
+DISCSUB_REPLACEMENTS_PER_PERIOD = env_int("DISCSUB_REPLACEMENTS_PER_PERIOD", 2)
+DISCSUB_REPLACEMENT_PERIOD_DAYS = env_int("DISCSUB_REPLACEMENT_PERIOD_DAYS", 90)
+
+# The portal's address, for links in emails.
+DISCSUB_SITE_URL = os.environ.get("DISCSUB_SITE_URL", "http://127.0.0.1:8000")
+
+# Email: the console in development; SMTP settings from the environment in production.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Discsub <discs@localhost>")
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
     "name": "discsub",

@@ -1,12 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
-
-from discsub import views
+from django.urls import include, path
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("staff/", include("discsub.staff.urls")),
     path("admin/", admin.site.urls),
+    path("", include("discsub.portal.urls")),
 ]

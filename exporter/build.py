@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from exporter import contents, iso, isomd5, par2, verify
+from exporter import contents, fulfillment, iso, isomd5, par2, verify
 from exporter.errors import IllegalTransition, SourceMismatch
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, DiscEvent, DiscStatus, ItemIssue, MediaItem
@@ -207,6 +207,9 @@ def verify_built(disc: Disc) -> Disc:
         )
         if moved:
             _event(disc, DiscStatus.BUILT, DiscStatus.VERIFIED, note=f"{result.files_checked} files checked")
+            disc.refresh_from_db()
+            # The image is final: its first physical copy joins the staff queue.
+            fulfillment.queue_first_copy(disc)
     disc.refresh_from_db()
     return disc
 

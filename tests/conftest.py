@@ -6,6 +6,12 @@ from exporter.models import Subscription
 
 
 @pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """Password hashing is slow on purpose; tests make many users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def data_dir(settings, tmp_path):
     """Every test gets its own data folder: originals, images, build area."""
     root = tmp_path / "data"
@@ -23,19 +29,35 @@ def data_dir(settings, tmp_path):
     return root
 
 
+def address(name: str, line1: str, city: str, country: str) -> dict:
+    return {
+        "address_name": name,
+        "address_line1": line1,
+        "address_city": city,
+        "address_postal_code": "BS1 4DJ" if country == "GB" else "97201",
+        "address_country": country,
+    }
+
+
 @pytest.fixture
 def alice(django_user_model):
     """The subscriber most tests are about."""
-    user = django_user_model.objects.create_user("alice", "alice@example.com", "alice-password-1")
-    Subscription.objects.create(user=user, medium=Medium.CD)
+    user = django_user_model.objects.create_user(
+        "alice", "alice@example.com", "alice-password-1", first_name="Alice", last_name="Archer"
+    )
+    Subscription.objects.create(
+        user=user, medium=Medium.CD, **address("Alice Archer", "12 Quay Street", "Bristol", "GB")
+    )
     return user
 
 
 @pytest.fixture
 def bob(django_user_model):
     """A second subscriber, who must never see Alice's things."""
-    user = django_user_model.objects.create_user("bob", "bob@example.com", "bob-password-1")
-    Subscription.objects.create(user=user, medium=Medium.CD)
+    user = django_user_model.objects.create_user(
+        "bob", "bob@example.com", "bob-password-1", first_name="Bob", last_name="Baker"
+    )
+    Subscription.objects.create(user=user, medium=Medium.CD, **address("Bob Baker", "400 Elm Avenue", "Portland", "US"))
     return user
 
 

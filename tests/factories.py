@@ -50,3 +50,38 @@ def add_sized(owner, size: int, name="big.bin", albums=()) -> MediaItem:
         item.albums.set(list(albums))
         record_change(item, ChangeKind.ADDED)
     return item
+
+
+def verified_disc(owner, number: int | None = None, medium: str = "cd"):
+    """A disc whose image is verified, its first copy queued: the state staff
+    and the portal start from.  (Building real images is tested in
+    tests/exporter/test_build.py; here only the rows matter.)"""
+    from django.utils import timezone
+
+    from exporter import fulfillment
+    from exporter.media import CAPACITY_SECTORS
+    from exporter.models import Disc, DiscStatus
+
+    number = number or (Disc.objects.filter(owner=owner).count() + 1)
+    now = timezone.now()
+    seed = f"{owner.pk}-{number}".encode()
+    disc = Disc.objects.create(
+        owner=owner,
+        number=number,
+        medium=medium,
+        status=DiscStatus.VERIFIED,
+        planned_at=now,
+        capacity_sectors=CAPACITY_SECTORS[medium],
+        planned_sectors=1000,
+        first_seq=number,
+        last_seq=number,
+        volume_id=f"DISCSUB_{number:04d}",
+        image_name=f"{owner.pk}/disc-{number:04d}.iso",
+        image_size=1000 * 2048,
+        image_sha256=hashlib.sha256(seed).hexdigest(),
+        implanted_md5=hashlib.md5(seed).hexdigest(),
+        built_at=now,
+        verified_at=now,
+    )
+    fulfillment.queue_first_copy(disc)
+    return disc

@@ -1,3 +1,4 @@
+from exporter.models.copies import CopyEvent, CopyReason, CopyStatus, DiscCopy, ReadBackCheck, Shipment
 from exporter.models.discs import Disc, DiscEntry, DiscEvent, DiscStatus, EntryKind
 from exporter.models.feed import Change, ChangeFeed, ChangeKind, ExportCursor, Resolution
 from exporter.models.library import Album, ItemIssue, ItemStatus, ItemVersion, MediaItem
@@ -7,9 +8,13 @@ __all__ = [
     "Album",
     "Cadence",
     "Change",
+    "CopyEvent",
+    "CopyReason",
+    "CopyStatus",
     "ChangeFeed",
     "ChangeKind",
     "Disc",
+    "DiscCopy",
     "DiscEntry",
     "DiscEvent",
     "DiscStatus",
@@ -19,7 +24,9 @@ __all__ = [
     "ItemStatus",
     "ItemVersion",
     "MediaItem",
+    "ReadBackCheck",
     "Resolution",
+    "Shipment",
     "Subscription",
     "SubscriptionStatus",
 ]

@@ -22,6 +22,22 @@ class Subscription(models.Model):
     cadence = models.CharField(max_length=10, choices=Cadence.choices, default=Cadence.MONTHLY)
     status = models.CharField(max_length=10, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
     next_run_at = models.DateTimeField(null=True, blank=True)
+    # "Ship what I have now": the scheduler plans a partial disc on its next pass.
+    ship_now_requested_at = models.DateTimeField(null=True, blank=True)
+
+    # Where discs are mailed.  Copies take a snapshot when they are claimed,
+    # so an edit never changes a copy already on its way.
+    address_name = models.CharField("full name", max_length=200, blank=True)
+    address_line1 = models.CharField("address line 1", max_length=200, blank=True)
+    address_line2 = models.CharField("address line 2", max_length=200, blank=True)
+    address_city = models.CharField("city", max_length=100, blank=True)
+    address_region = models.CharField("state or region", max_length=100, blank=True)
+    address_postal_code = models.CharField("postal code", max_length=20, blank=True)
+    address_country = models.CharField("country", max_length=2, blank=True, help_text="ISO 3166 code, e.g. GB")
+    address_updated_at = models.DateTimeField(null=True, blank=True)
+
+    email_on_shipped = models.BooleanField("email me when a disc ships", default=True)
+    email_on_delivered = models.BooleanField("email me when a disc is delivered or returned", default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -36,3 +52,13 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_medium_display()}, {self.get_status_display()})"
+
+    ADDRESS_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country")
+
+    def address(self) -> dict[str, str]:
+        """The mailing address as a plain dict (what copies snapshot)."""
+        return {f: getattr(self, f"address_{f}") for f in self.ADDRESS_FIELDS}
+
+    @property
+    def has_address(self) -> bool:
+        return bool(self.address_name and self.address_line1 and self.address_city and self.address_country)

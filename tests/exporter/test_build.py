@@ -38,6 +38,8 @@ def test_a_planned_disc_is_built_verified_and_recorded(alice):
     assert steps == [("", "planned"), ("planned", "building"), ("building", "built"), ("built", "verified")]
     # No temporary files are left next to the image.
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+    # The verified image's first copy waits for staff to burn it.
+    assert list(built.copies.values_list("reason", "status")) == [("first", "queued")]
 
 
 def test_building_twice_does_nothing_the_second_time(alice):
@@ -45,6 +47,7 @@ def test_building_twice_does_nothing_the_second_time(alice):
     assert build.build_disc(disc.pk).status == DiscStatus.VERIFIED
     assert build.build_disc(disc.pk) is None
     assert DiscEvent.objects.filter(disc=disc, to_status=DiscStatus.BUILDING).count() == 1
+    assert disc.copies.count() == 1
 
 
 def test_an_image_opens_in_7z_with_the_original_names(alice, tmp_path):

@@ -1,6 +1,5 @@
 """index.html: the disc's offline catalog, in a real browser, from a real disc."""
 
-import contextlib
 import io
 import json
 import os
@@ -17,13 +16,12 @@ from PIL import Image, ImageDraw
 from exporter import build, library, offline_index, thumbnails
 from exporter.models import DiscStatus
 from exporter.planning import plan_next_disc
+from tests.browser import SHOTS, chromium_browser
 from tests.factories import add_file
 from tests.tools import require_tool
 
 pytestmark = pytest.mark.django_db
 
-SHOTS = Path("/tmp/discsub-shots")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 # --- the page, without a browser ----------------------------------------------------
@@ -190,21 +188,6 @@ def extract(disc, out: Path) -> Path:
     result = subprocess.run([seven, "x", "-y", f"-o{out}", str(build.image_path(disc))], capture_output=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return out
-
-
-@contextlib.contextmanager
-def chromium_browser():
-    """Debian's chromium driven by Playwright.  Its event loop runs in this
-    thread while open, so do the database work before opening it (Django
-    refuses database calls from a thread with a running loop)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else require_tool("chromium")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def open_page(chromium, url: str, *, width: int = 1280, javascript: bool = True):

@@ -95,7 +95,7 @@ def test_the_repair_and_restore_sections_follow_what_is_on_the_disc(disc_folder)
 
 
 def test_a_hostile_name_stays_on_its_line(alice, tmp_path):
-    alice.first_name = "Mallory\r\nBagIt-Version: 0.9"
+    alice.first_name, alice.last_name = "Mallory\r\nBagIt-Version: 0.9", ""
     alice.save()
     add_file(alice, "x.jpg", b"x")
     folder = extract_both(next_disc(alice), tmp_path)["7z"]

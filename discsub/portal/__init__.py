@@ -1,0 +1,1 @@
+"""The subscriber portal: library, next disc, disc history, settings."""

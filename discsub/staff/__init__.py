@@ -1,0 +1,1 @@
+"""The staff fulfillment queue and the operations dashboard."""
