@@ -2,6 +2,7 @@ from exporter.models.copies import CopyEvent, CopyReason, CopyStatus, DiscCopy, 
 from exporter.models.discs import Disc, DiscEntry, DiscEvent, DiscStatus, EntryKind
 from exporter.models.feed import Change, ChangeFeed, ChangeKind, ExportCursor, Resolution
 from exporter.models.library import Album, ItemIssue, ItemStatus, ItemVersion, MediaItem
+from exporter.models.runs import JobRun, WorkerHeartbeat
 from exporter.models.subscriptions import Cadence, Subscription, SubscriptionStatus
 
 __all__ = [
@@ -23,10 +24,12 @@ __all__ = [
     "ItemIssue",
     "ItemStatus",
     "ItemVersion",
+    "JobRun",
     "MediaItem",
     "ReadBackCheck",
     "Resolution",
     "Shipment",
     "Subscription",
     "SubscriptionStatus",
+    "WorkerHeartbeat",
 ]

@@ -51,6 +51,15 @@ class Disc(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A failure that retrying cannot fix (staff must act; see exporter.build.retry_failed).
+    failure_permanent = models.BooleanField(default=False)
+    # The worker building or verifying the disc holds a lease it renews; a
+    # lease that runs out means the worker died and another may take over.
+    leased_by = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When a build task was last queued for the disc (so a doubled scheduler
+    # run does not queue it twice).
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["owner", "number"]
@@ -60,7 +69,12 @@ class Disc(models.Model):
                 fields=["next_attempt_at"],
                 condition=models.Q(status__in=["planned", "failed"]),
                 name="discs_to_build",
-            )
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=models.Q(status__in=["building", "built"]),
+                name="discs_under_lease",
+            ),
         ]
 
     def __str__(self) -> str:

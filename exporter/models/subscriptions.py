@@ -24,6 +24,9 @@ class Subscription(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True)
     # "Ship what I have now": the scheduler plans a partial disc on its next pass.
     ship_now_requested_at = models.DateTimeField(null=True, blank=True)
+    # When the scheduler planned a cancelled subscription's final disc; after
+    # that nothing more is planned for it.
+    final_disc_planned_at = models.DateTimeField(null=True, blank=True)
 
     # Where discs are mailed.  Copies take a snapshot when they are claimed,
     # so an edit never changes a copy already on its way.
@@ -47,7 +50,19 @@ class Subscription(models.Model):
                 fields=["next_run_at"],
                 condition=models.Q(status="active"),
                 name="due_active_subscriptions",
-            )
+            ),
+            # The scheduler's other two reasons to look at a subscription
+            # (exporter.scheduling.due_subscriptions), each a small partial index.
+            models.Index(
+                fields=["ship_now_requested_at"],
+                condition=models.Q(ship_now_requested_at__isnull=False),
+                name="ship_now_requested",
+            ),
+            models.Index(
+                fields=["id"],
+                condition=models.Q(status="cancelled", final_disc_planned_at__isnull=True),
+                name="final_disc_due",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,88 @@
+"""`manage.py export_status`: the export machinery at a glance (exporter.status)."""
+
+import json
+
+from django.core.management.base import BaseCommand
+
+from exporter import status
+
+
+class Command(BaseCommand):
+    help = "Print disc counts, backlog, oldest pending change, failed builds, workers and scheduler runs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+        parser.add_argument("--top", type=int, default=20, help="subscribers shown in the backlog (default 20)")
+
+    def handle(self, json: bool, top: int, **options):
+        data = status.summary(backlog_limit=top)
+        if json:
+            self.stdout.write(_dumps(data))
+            return
+        out = self.stdout.write
+        out("Discs: " + ", ".join(f"{k} {v}" for k, v in data["discs"].items()))
+        age = data["oldest_pending_change_age_seconds"]
+        out("Oldest change not yet on a disc: " + ("none waiting" if age is None else _duration(age)))
+        out(f"Backlog (top {top}):")
+        for row in data["backlog"] or [None]:
+            if row is None:
+                out("  nothing pending")
+                continue
+            out(
+                f"  {row['username']}: {_size(row['pending_bytes'])} in {row['pending_items']} items, "
+                f"{row['pending_changes']} changes, oldest {_when(row['oldest_pending_at'])}"
+            )
+        out("Failed builds:")
+        for row in data["failed_builds"] or [None]:
+            if row is None:
+                out("  none")
+                continue
+            retry = "permanent, needs staff" if row["permanent"] else f"retry at {_when(row['next_attempt_at'])}"
+            out(
+                f"  disc {row['disc_id']} ({row['username']} #{row['number']}, {row['attempts']} attempts, "
+                f"{retry}): {row['reason']}"
+            )
+        out("Workers:")
+        for row in data["workers"] or [None]:
+            if row is None:
+                out("  none has reported yet")
+                continue
+            doing = f"{row['task']} disc {row['disc_id']}" if row["disc_id"] else (row["task"] or "idle")
+            out(
+                f"  {row['worker']} [{row['cluster']}] last seen {_when(row['seen_at'])}"
+                f"{' SILENT' if row['silent'] else ''}: {doing}"
+            )
+        for row in data["clusters"]:
+            out(f"  cluster {row['cluster']} on {row.get('host', '?')}: {row['status']}")
+        out("Scheduler runs:")
+        for row in data["job_runs"] or [None]:
+            if row is None:
+                out("  never ran")
+                continue
+            out(
+                f"  {row['name']} {_when(row['started_at'])}: {row['subscriptions']} due, "
+                f"{row['discs_planned']} discs planned, {row['builds_queued']} builds queued"
+                + ("" if row["finished_at"] else " (did not finish)")
+            )
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def _duration(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours}h {rest // 60}m" if days else f"{hours}h {rest // 60}m {rest % 60}s"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)

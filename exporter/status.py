@@ -1,0 +1,179 @@
+"""What staff need to see of the export machinery, as plain data.
+
+Every function runs a constant number of queries (named in its docstring),
+whatever the number of discs, subscribers or changes, and returns plain
+Python values (dicts, lists, ints, datetimes), so the staff dashboard and
+``manage.py export_status`` show the same thing.  The names are a contract
+with the staff pages: keep them stable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
+from django.utils import timezone
+
+from exporter.models import Change, Disc, DiscStatus, ItemStatus, JobRun, MediaItem, Resolution, WorkerHeartbeat
+
+# A worker not heard from for this long is shown as silent.
+HEARTBEAT_STALE = dt.timedelta(minutes=5)
+
+
+def disc_counts() -> dict[str, int]:
+    """Discs per image state, every state present (zero when none), plus
+    ``failed_permanently`` (failed and not retried until staff act).  One query."""
+    counts = {status.value: 0 for status in DiscStatus}
+    counts["failed_permanently"] = 0
+    rows = Disc.objects.values("status", "failure_permanent").annotate(n=Count("id")).order_by()
+    for row in rows:
+        counts[row["status"]] += row["n"]
+        if row["status"] == DiscStatus.FAILED and row["failure_permanent"]:
+            counts["failed_permanently"] += row["n"]
+    return counts
+
+
+def backlog_by_subscriber(limit: int = 20) -> list[dict]:
+    """The subscribers with the most bytes waiting for a disc, largest first.
+
+    Bytes are those of item versions no disc carries yet (a metadata edit or
+    a deletion adds none).  Two queries: the items, then the changes of the
+    subscribers shown.
+    """
+    pending = Change.objects.filter(item=OuterRef("pk"), resolution=Resolution.PENDING)
+    new_bytes = Q(status=ItemStatus.LIVE) & ~Q(current_version__number=F("planned_version_number"))
+    rows = list(
+        MediaItem.objects.filter(Exists(pending))
+        .values("owner_id", "owner__username")
+        .annotate(pending_items=Count("id"), pending_bytes=Sum("current_version__size", filter=new_bytes, default=0))
+        .order_by("-pending_bytes", "owner_id")[:limit]
+    )
+    changes = {
+        row["owner_id"]: row
+        for row in Change.objects.filter(owner_id__in=[r["owner_id"] for r in rows], resolution=Resolution.PENDING)
+        .values("owner_id")
+        .annotate(n=Count("id"), oldest=Min("created_at"))
+        .order_by()
+    }
+    return [
+        {
+            "user_id": row["owner_id"],
+            "username": row["owner__username"],
+            "pending_items": row["pending_items"],
+            "pending_bytes": row["pending_bytes"] or 0,
+            "pending_changes": changes.get(row["owner_id"], {}).get("n", 0),
+            "oldest_pending_at": changes.get(row["owner_id"], {}).get("oldest"),
+        }
+        for row in rows
+    ]
+
+
+def oldest_pending_change_age(now: dt.datetime | None = None) -> dt.timedelta | None:
+    """How long the oldest change not yet on a disc has waited; None when
+    nothing waits.  One query."""
+    oldest = Change.objects.filter(resolution=Resolution.PENDING).aggregate(oldest=Min("created_at"))["oldest"]
+    if oldest is None:
+        return None
+    return max((now or timezone.now()) - oldest, dt.timedelta(0))
+
+
+def failed_builds(limit: int = 50) -> list[dict]:
+    """Failed discs, permanent failures first, then the most recently
+    attempted; each with its reason and when it is retried.  One query."""
+    discs = (
+        Disc.objects.filter(status=DiscStatus.FAILED)
+        .select_related("owner")
+        .order_by("-failure_permanent", F("next_attempt_at").desc(nulls_first=True), "-pk")[:limit]
+    )
+    return [
+        {
+            "disc_id": disc.pk,
+            "user_id": disc.owner_id,
+            "username": disc.owner.get_username(),
+            "number": disc.number,
+            "medium": disc.medium,
+            "attempts": disc.attempts,
+            "reason": disc.last_error,
+            "permanent": disc.failure_permanent,
+            "next_attempt_at": None if disc.failure_permanent else disc.next_attempt_at,
+        }
+        for disc in discs
+    ]
+
+
+def worker_heartbeats(now: dt.datetime | None = None) -> list[dict]:
+    """Every worker process that has reported, the most recent first, with
+    what it was doing and whether it has gone silent.  One query (plus one
+    read of django-q2's cluster statistics from the broker, see
+    :func:`cluster_stats`)."""
+    now = now or timezone.now()
+    return [
+        {
+            "worker": beat.worker,
+            "host": beat.host,
+            "pid": beat.pid,
+            "cluster": beat.cluster,
+            "seen_at": beat.seen_at,
+            "task": beat.task,
+            "disc_id": beat.disc_id,
+            "silent": now - beat.seen_at > HEARTBEAT_STALE,
+        }
+        for beat in WorkerHeartbeat.objects.order_by("-seen_at", "worker")[:200]
+    ]
+
+
+def cluster_stats() -> list[dict]:
+    """django-q2's own view of the running clusters (kept by the broker for a
+    few seconds; with the ORM broker it lives in the cache, so a separate
+    process sees it only with a shared cache).  One broker read."""
+    from django_q.status import Stat
+
+    try:
+        stats = Stat.get_all()
+    except Exception:  # the broker is down: say so rather than fail the page
+        return [{"cluster": None, "status": "unreachable"}]
+    return [
+        {
+            "cluster": str(stat.cluster_id),
+            "host": stat.host,
+            "pid": stat.pid,
+            "status": stat.status,
+            "workers": list(stat.workers),
+            "reincarnations": stat.reincarnations,
+            "uptime_seconds": round(stat.uptime()),
+        }
+        for stat in stats
+    ]
+
+
+def last_job_runs(limit: int = 10) -> list[dict]:
+    """The scheduler's most recent passes (that they ran, and what they did).  One query."""
+    return [
+        {
+            "name": run.name,
+            "host": run.host,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "subscriptions": run.subscriptions,
+            "discs_planned": run.discs_planned,
+            "builds_queued": run.builds_queued,
+            "note": run.note,
+        }
+        for run in JobRun.objects.order_by("-started_at", "-id")[:limit]
+    ]
+
+
+def summary(*, backlog_limit: int = 20, failed_limit: int = 50) -> dict:
+    """Everything above in one dict (what ``export_status --json`` prints)."""
+    age = oldest_pending_change_age()
+    return {
+        "discs": disc_counts(),
+        "backlog": backlog_by_subscriber(backlog_limit),
+        "oldest_pending_change_age_seconds": None if age is None else round(age.total_seconds()),
+        "failed_builds": failed_builds(failed_limit),
+        "workers": worker_heartbeats(),
+        "clusters": cluster_stats(),
+        "job_runs": last_job_runs(),
+        "queue": getattr(settings, "Q_CLUSTER", {}).get("name", ""),
+    }
