@@ -130,6 +130,42 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Object storage (S3-compatible, django-storages + boto3) for originals
+# ("default", keys under originals/) and images ("images", keys under
+# images/), on when DISCSUB_S3_BUCKET is set.  Credentials come from the
+# usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an instance role).
+# See docs/deploy.md.
+S3_BUCKET = os.environ.get("DISCSUB_S3_BUCKET", "")
+# Sources downloaded at once while a disc is staged, and attempts per object
+# (a refused, timed-out or corrupt transfer) before the disc fails or the
+# item is held back.
+DISCSUB_S3_DOWNLOADS = env_int("DISCSUB_S3_DOWNLOADS", 4)
+DISCSUB_STORAGE_ATTEMPTS = env_int("DISCSUB_STORAGE_ATTEMPTS", 3)
+if S3_BUCKET:
+    from botocore.config import Config as _S3Config
+
+    _s3_endpoint = os.environ.get("DISCSUB_S3_ENDPOINT_URL") or None
+    _s3 = {
+        "bucket_name": S3_BUCKET,
+        "endpoint_url": _s3_endpoint,
+        "region_name": os.environ.get("DISCSUB_S3_REGION") or None,
+        # Names are never reused (a new upload is a new version): never
+        # overwrite, and no public ACL; downloads are signed, short-lived URLs.
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_auth": True,
+        "client_config": _S3Config(
+            signature_version="s3v4",
+            # Most S3-compatible services (MinIO, Ceph) want path-style URLs.
+            s3={"addressing_style": os.environ.get("DISCSUB_S3_ADDRESSING_STYLE", "path" if _s3_endpoint else "auto")},
+            connect_timeout=env_int("DISCSUB_S3_CONNECT_TIMEOUT", 10),
+            read_timeout=env_int("DISCSUB_S3_READ_TIMEOUT", 60),
+            retries={"mode": "standard", "max_attempts": env_int("DISCSUB_S3_CLIENT_ATTEMPTS", 3)},
+        ),
+    }
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**_s3, "location": ""}}
+    STORAGES["images"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**_s3, "location": "images"}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -144,6 +180,28 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+
+if PRODUCTION:
+    # Several web and worker machines share one database: SQLite cannot be it.
+    if not DATABASE_URL:
+        raise ImproperlyConfigured("DATABASE_URL must be set in production (PostgreSQL; see docs/deploy.md).")
+    # gunicorn serves the static files itself, through whitenoise, from
+    # collectstatic's compressed, content-hashed copies (cached for ever).
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
+    STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+    # TLS ends at the proxy in front of gunicorn, which says so in X-Forwarded-Proto
+    # (and must strip a client's own).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DISCSUB_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DISCSUB_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DISCSUB_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DISCSUB_HSTS_PRELOAD", True)
+    CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
