@@ -214,8 +214,27 @@ DISCSUB_ORGANIZATION = os.environ.get("DISCSUB_ORGANIZATION", "Discsub")
 # blocks, per medium; 0 puts none.  A disc keeps the percentage it was
 # planned with, so a rebuild years later is identical.
 DISCSUB_PAR2_REDUNDANCY = {"cd": 10, "dvd": 10, "dvd-dl": 10, "bd": 10}
+if os.environ.get("DISCSUB_PAR2_PERCENT"):  # one percentage for every medium (tests, small deployments)
+    DISCSUB_PAR2_REDUNDANCY = dict.fromkeys(DISCSUB_PAR2_REDUNDANCY, env_int("DISCSUB_PAR2_PERCENT", 10))
 # Memory par2 may use (MB); with less it reads the payload several times.
 DISCSUB_PAR2_MEMORY_MB = env_int("DISCSUB_PAR2_MEMORY_MB", 512)
+
+# The scheduler (exporter.scheduling).  At the end of a period what is
+# pending ships even if the disc is not full, unless it is under
+# DISCSUB_MIN_PARTIAL_MB and has waited fewer than DISCSUB_MAX_WAIT_PERIODS
+# periods; a subscriber gets at most DISCSUB_MAX_DISCS_PER_PERIOD discs per
+# period (the rest waits, oldest first).  An explicit "ship now" or a
+# cancellation's final disc ignores the minimum.
+DISCSUB_MIN_PARTIAL_MB = env_int("DISCSUB_MIN_PARTIAL_MB", 0)
+DISCSUB_MAX_WAIT_PERIODS = env_int("DISCSUB_MAX_WAIT_PERIODS", 3)
+DISCSUB_MAX_DISCS_PER_PERIOD = env_int("DISCSUB_MAX_DISCS_PER_PERIOD", 4)
+# How often the scheduler's pass runs (minutes; setup_schedules).
+DISCSUB_SCHEDULE_MINUTES = env_int("DISCSUB_SCHEDULE_MINUTES", 5)
+# A worker renews its lease on the disc it builds every third of this; a
+# lease that runs out (the worker died) lets another worker take over.
+DISCSUB_LEASE_SECONDS = env_int("DISCSUB_LEASE_SECONDS", 300)
+# After this many attempts a disc's failure is permanent (staff retry it).
+DISCSUB_MAX_BUILD_ATTEMPTS = env_int("DISCSUB_MAX_BUILD_ATTEMPTS", 8)
 
 # Replacement copies a subscriber may ask for (lost or damaged discs), per rolling period.
 DISCSUB_REPLACEMENTS_PER_PERIOD = env_int("DISCSUB_REPLACEMENTS_PER_PERIOD", 2)
@@ -237,17 +256,31 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Discsub <discs@localhost>")
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Two queues: the default one runs the scheduler's pass and other short jobs;
+# image builds (minutes to an hour for a BD) go to their own queue, served
+# by a cluster started with Q_CLUSTER_NAME=discsub-builds, so they never
+# hold up short jobs.  In each, retry must exceed timeout so a task is never
+# handed to a second worker while the first still runs.
+DISCSUB_BUILD_QUEUE = "discsub-builds"
 Q_CLUSTER = {
     "name": "discsub",
     "workers": env_int("DISCSUB_WORKERS", 2),
-    # Image builds of a BD take a while; retry must exceed timeout so a
-    # task is never handed to a second worker while the first still runs.
-    "timeout": env_int("DISCSUB_TASK_TIMEOUT", 3 * 3600),
-    "retry": env_int("DISCSUB_TASK_RETRY", 3 * 3600 + 600),
+    "timeout": env_int("DISCSUB_TASK_TIMEOUT", 1800),
+    "retry": env_int("DISCSUB_TASK_RETRY", 2400),
     "max_attempts": 3,
     "catch_up": False,
     "ack_failures": True,
     "label": "Task queue",
+    "ALT_CLUSTERS": {
+        DISCSUB_BUILD_QUEUE: {
+            "workers": env_int("DISCSUB_BUILD_WORKERS", 1),
+            "timeout": env_int("DISCSUB_BUILD_TIMEOUT", 3 * 3600),
+            "retry": env_int("DISCSUB_BUILD_RETRY", 3 * 3600 + 600),
+            # A killed build is taken over through its disc's lease and the
+            # scheduler's next pass, not by the broker redelivering it.
+            "max_attempts": 1,
+        },
+    },
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

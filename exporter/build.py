@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from exporter import contents, fulfillment, iso, isomd5, par2, verify
+from exporter import contents, fulfillment, iso, isomd5, par2, verify, workers
 from exporter.errors import IllegalTransition, SourceMismatch
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, DiscEvent, DiscStatus, ItemIssue, MediaItem
@@ -41,39 +41,86 @@ def _event(disc: Disc, from_status: str, to_status: str, note: str = "", actor=N
     DiscEvent.objects.create(disc=disc, from_status=from_status, to_status=to_status, note=note[:4000], actor=actor)
 
 
+def _claimable(now: dt.datetime) -> Q:
+    """Discs a worker may take: planned, or failed and past their retry time
+    (not permanently); or building/built under a lease that ran out (its
+    worker died)."""
+    retry_due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    waiting = Q(retry_due, status__in=[DiscStatus.PLANNED, DiscStatus.FAILED], failure_permanent=False)
+    abandoned = Q(status__in=[DiscStatus.BUILDING, DiscStatus.BUILT]) & (
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+    )
+    return waiting | abandoned
+
+
 def claim_for_build(disc_id: int, *, now: dt.datetime | None = None, actor=None) -> Disc | None:
-    """planned/failed → building, if the disc is due; None when someone else has it."""
+    """Take the disc's lease: planned/failed → building, or take over a
+    building/built disc whose worker's lease ran out (a built one is only
+    verified again).  None when the disc is not due or another worker has it."""
     now = now or timezone.now()
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    token = workers.new_lease_token()
     with transaction.atomic():
-        disc = (
-            Disc.objects.select_for_update(skip_locked=True)
-            .filter(due, pk=disc_id, status__in=[DiscStatus.PLANNED, DiscStatus.FAILED])
-            .first()
-        )
+        disc = Disc.objects.select_for_update(skip_locked=True).filter(_claimable(now), pk=disc_id).first()
         if disc is None:
             return None
-        claimed = Disc.objects.filter(pk=disc.pk, status=disc.status).update(
-            status=DiscStatus.BUILDING, attempts=F("attempts") + 1, last_error=""
+        to_status = DiscStatus.BUILT if disc.status == DiscStatus.BUILT else DiscStatus.BUILDING
+        claimed = Disc.objects.filter(pk=disc.pk, status=disc.status, leased_by=disc.leased_by).update(
+            status=to_status,
+            attempts=F("attempts") + 1,
+            last_error="",
+            leased_by=token,
+            lease_expires_at=now + workers.lease_duration(),
         )
         if claimed != 1:
             return None
-        _event(disc, disc.status, DiscStatus.BUILDING, actor=actor)
+        note = f"leased by {token}"
+        if disc.status in (DiscStatus.BUILDING, DiscStatus.BUILT):
+            note = f"the lease of {disc.leased_by or 'an unknown worker'} ran out; {note}"
+        _event(disc, disc.status, to_status, note=note, actor=actor)
     disc.refresh_from_db()
     return disc
 
 
-def _fail(disc: Disc, reason: str, *, now: dt.datetime | None = None) -> Disc:
+def _fail(disc: Disc, reason: str, *, now: dt.datetime | None = None, permanent: bool = False) -> Disc:
+    """building/built → failed under the caller's lease.  Transient failures
+    are retried with backoff; a permanent one (or too many attempts) waits
+    for staff (:func:`retry_failed`)."""
     now = now or timezone.now()
+    if not permanent and disc.attempts >= settings.DISCSUB_MAX_BUILD_ATTEMPTS:
+        permanent = True
+        reason = f"gave up after {disc.attempts} attempts; the last: {reason}"
     backoff = min(dt.timedelta(minutes=2 ** min(disc.attempts, 12)), MAX_BACKOFF)
     with transaction.atomic():
-        moved = Disc.objects.filter(pk=disc.pk, status__in=[DiscStatus.BUILDING, DiscStatus.BUILT]).update(
-            status=DiscStatus.FAILED, last_error=reason[:4000], next_attempt_at=now + backoff
+        moved = Disc.objects.filter(
+            pk=disc.pk, status__in=[DiscStatus.BUILDING, DiscStatus.BUILT], leased_by=disc.leased_by
+        ).update(
+            status=DiscStatus.FAILED,
+            last_error=reason[:4000],
+            failure_permanent=permanent,
+            next_attempt_at=None if permanent else now + backoff,
+            leased_by="",
+            lease_expires_at=None,
         )
         if moved:
-            _event(disc, disc.status, DiscStatus.FAILED, note=reason)
+            _event(disc, disc.status, DiscStatus.FAILED, note=("permanent: " if permanent else "") + reason)
     disc.refresh_from_db()
-    log.warning("disc %s failed: %s", disc.pk, reason)
+    log.warning("disc %s failed%s: %s", disc.pk, " permanently" if permanent else "", reason)
+    return disc
+
+
+def retry_failed(disc_id: int, actor=None, *, now: dt.datetime | None = None) -> Disc:
+    """failed → failed, due now: staff ask for another attempt (also after a
+    permanent failure, once its cause is fixed); the attempt count starts over."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        disc = Disc.objects.select_for_update().get(pk=disc_id)
+        if disc.status != DiscStatus.FAILED:
+            raise IllegalTransition(
+                f"disc {disc.number} of {disc.owner} is {disc.get_status_display().lower()}, not failed"
+            )
+        Disc.objects.filter(pk=disc.pk).update(failure_permanent=False, next_attempt_at=now, attempts=0)
+        _event(disc, DiscStatus.FAILED, DiscStatus.FAILED, note="retry asked for", actor=actor)
+    disc.refresh_from_db()
     return disc
 
 
@@ -158,17 +205,21 @@ def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = Non
             if not bad_items or len(bad_items) != len(exc.problems):
                 return _fail(disc, str(exc))
             _hold_back(disc, bad_items)
+            workers.beat("building", disc.pk)
         except OSError as exc:
             reason = "the data disk is full" if exc.errno == errno.ENOSPC else f"cannot write the image: {exc}"
             return _fail(disc, reason)
         except (par2.Par2Error, isomd5.IsoMd5Error) as exc:
             return _fail(disc, str(exc))
     else:
-        return _fail(disc, "source checks kept failing")
+        return _fail(disc, "source checks kept failing", permanent=True)
     result = written.result
     with transaction.atomic():
-        moved = Disc.objects.filter(pk=disc.pk, status=DiscStatus.BUILDING).update(
+        # Only under our own lease: a worker whose lease ran out (it stalled
+        # and another took over) must not record its image.
+        moved = Disc.objects.filter(pk=disc.pk, status=DiscStatus.BUILDING, leased_by=disc.leased_by).update(
             status=DiscStatus.BUILT,
+            lease_expires_at=timezone.now() + workers.lease_duration(),
             image_name=str(dest.relative_to(settings.IMAGES_DIR)),
             image_size=result.size,
             image_sha256=result.sha256,
@@ -177,7 +228,9 @@ def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = Non
             built_at=timezone.now(),
         )
         if not moved:
-            raise IllegalTransition(f"disc {disc.pk} left the building state while its image was written")
+            raise IllegalTransition(
+                f"disc {disc.pk} left the building state (or its lease ran out) while it was written"
+            )
         _event(disc, DiscStatus.BUILDING, DiscStatus.BUILT, note=f"{result.size} bytes, sha256 {result.sha256}")
     disc.refresh_from_db()
     return verify_built(disc)
@@ -194,6 +247,7 @@ def verify_built(disc: Disc) -> Disc:
     if disc.status != DiscStatus.BUILT:
         raise IllegalTransition(f"disc {disc.pk} is {disc.status}, not built")
     path = Path(settings.IMAGES_DIR) / disc.image_name
+    workers.beat("verifying", disc.pk)
     result = verify.verify_image(path, expected_files(disc))
     if result.ok and result.image_sha256 != disc.image_sha256:
         return _fail(
@@ -202,8 +256,8 @@ def verify_built(disc: Disc) -> Disc:
     if not result.ok:
         return _fail(disc, "read-back found problems: " + "; ".join(str(p) for p in result.problems[:20]))
     with transaction.atomic():
-        moved = Disc.objects.filter(pk=disc.pk, status=DiscStatus.BUILT).update(
-            status=DiscStatus.VERIFIED, verified_at=timezone.now()
+        moved = Disc.objects.filter(pk=disc.pk, status=DiscStatus.BUILT, leased_by=disc.leased_by).update(
+            status=DiscStatus.VERIFIED, verified_at=timezone.now(), leased_by="", lease_expires_at=None
         )
         if moved:
             _event(disc, DiscStatus.BUILT, DiscStatus.VERIFIED, note=f"{result.files_checked} files checked")
@@ -215,20 +269,27 @@ def verify_built(disc: Disc) -> Disc:
 
 
 def build_disc(disc_id: int, *, progress: Callable[[int, int], None] | None = None) -> Disc | None:
-    """Claim, build and verify one disc.  Safe to call twice: the second call does nothing."""
+    """Claim, build and verify one disc (or only verify a built one whose
+    worker died).  Safe to call twice, from any number of workers: a call
+    that finds the disc not due, or leased by a live worker, does nothing."""
     disc = claim_for_build(disc_id)
     if disc is None:
         return None
+    task = "verifying" if disc.status == DiscStatus.BUILT else "building"
+    workers.beat(task, disc.pk)
     try:
-        return build_image(disc, progress=progress)
+        with workers.LeaseKeeper(disc.pk, disc.leased_by, task):
+            if disc.status == DiscStatus.BUILT:
+                return verify_built(disc)
+            return build_image(disc, progress=progress)
     except Exception as exc:
         _fail(disc, f"unexpected error: {exc.__class__.__name__}: {exc}")
         raise
+    finally:
+        workers.beat("")
 
 
 def due_discs(now: dt.datetime | None = None):
+    """Discs a worker may claim now (see :func:`claim_for_build`), oldest first."""
     now = now or timezone.now()
-    return Disc.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        status__in=[DiscStatus.PLANNED, DiscStatus.FAILED],
-    ).order_by("planned_at", "pk")
+    return Disc.objects.filter(_claimable(now)).order_by("planned_at", "pk")

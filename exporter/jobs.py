@@ -10,13 +10,13 @@ import datetime as dt
 from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
-from exporter import build, thumbnails
-from exporter.models import Cadence, Disc, Subscription, SubscriptionStatus
+from exporter import build, scheduling, thumbnails
+from exporter.models import Disc
 from exporter.planning import plan_next_disc
+from exporter.scheduling import CADENCE_DAYS
 
-CADENCE_DAYS = {Cadence.WEEKLY: 7, Cadence.MONTHLY: 30, Cadence.QUARTERLY: 91}
+__all__ = ["CADENCE_DAYS", "build_due", "plan_discs_for", "plan_due"]
 
 
 def plan_discs_for(user_id: int, *, allow_partial: bool = False, medium: str | None = None) -> list[Disc]:
@@ -34,17 +34,10 @@ def plan_discs_for(user_id: int, *, allow_partial: bool = False, medium: str | N
 
 
 def plan_due(now: dt.datetime | None = None, *, medium: str | None = None) -> list[Disc]:
-    """Plan the discs of every active subscription: full discs whenever the
-    backlog fills one, and what is pending when the period ends."""
-    now = now or timezone.now()
-    planned = []
-    for subscription in Subscription.objects.filter(status=SubscriptionStatus.ACTIVE).order_by("pk"):
-        period_over = subscription.next_run_at is not None and subscription.next_run_at <= now
-        planned += plan_discs_for(subscription.user_id, allow_partial=period_over, medium=medium)
-        if subscription.next_run_at is None or period_over:
-            subscription.next_run_at = now + dt.timedelta(days=CADENCE_DAYS[subscription.cadence])
-            subscription.save(update_fields=["next_run_at", "updated_at"])
-    return planned
+    """One scheduler pass without queueing builds (the caller builds):
+    plans the discs of every due subscription (exporter.scheduling)."""
+    run = scheduling.run_due(now, medium=medium, queue_builds=False)
+    return list(Disc.objects.filter(pk__in=[pk for o in run.outcomes for pk in o.discs]).order_by("pk"))
 
 
 def build_due(

@@ -1,9 +1,21 @@
 """Task functions for django-q2.  Arguments are primary keys; each can run twice."""
 
-from exporter import jobs
+from exporter import build, jobs, scheduling
 
 
 def plan_and_build(user_id: int, allow_partial: bool = False) -> int:
     """Plan the user's due discs and build every disc that is due; returns how many were built."""
     jobs.plan_discs_for(user_id, allow_partial=allow_partial)
     return len(jobs.build_due(user_id=user_id))
+
+
+def run_schedule() -> dict:
+    """The scheduler's periodic pass (setup_schedules runs it every few minutes)."""
+    run = scheduling.run_due()
+    return {"subscriptions": run.subscriptions, "discs_planned": run.discs_planned, "builds_queued": run.builds_queued}
+
+
+def build_disc(disc_id: int) -> str:
+    """Build and verify one disc; a no-op when another worker has it or it is not due."""
+    disc = build.build_disc(disc_id)
+    return disc.status if disc is not None else "not claimed"

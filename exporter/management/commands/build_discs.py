@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from exporter import jobs
+from exporter import cleanup, jobs
 from exporter.management.commands._common import disc_json, user_named
 from exporter.media import Medium
 from exporter.models import DiscStatus
@@ -21,6 +21,8 @@ class Command(BaseCommand):
     def handle(self, user, now, medium, json: bool, **options):
         if now and not user:
             raise CommandError("--now needs --user")
+        # This process is a worker too: first remove what killed ones left.
+        cleanup.clean_leftovers()
         user_id = None
         if user:
             account = user_named(user)

@@ -29,10 +29,19 @@ class Command(BaseCommand):
             from django_q.tasks import async_task
 
             demo = get_user_model().objects.get(username=DEMO_USER)
-            async_task("exporter.tasks.plan_and_build", demo.pk, True, task_name="demo first discs")
+            async_task(
+                "exporter.tasks.plan_and_build",
+                demo.pk,
+                True,
+                task_name="demo first discs",
+                cluster=settings.DISCSUB_BUILD_QUEUE,
+            )
+        call_command("setup_schedules")
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Two clusters: the scheduler and short jobs, and the image builds.
         worker = subprocess.Popen([*manage, "qcluster"], env=env)
+        builder = subprocess.Popen([*manage, "qcluster"], env={**env, "Q_CLUSTER_NAME": settings.DISCSUB_BUILD_QUEUE})
         web = subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"], env=env)
         url = f"http://{host}:{port}/"
         self.stdout.write(
@@ -54,7 +63,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         try:
-            while worker.poll() is None and web.poll() is None:
+            while worker.poll() is None and builder.poll() is None and web.poll() is None:
                 try:
                     web.wait(timeout=1)
                 except subprocess.TimeoutExpired:
@@ -62,10 +71,10 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            for proc in (web, worker):
+            for proc in (web, worker, builder):
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT)
-            for proc in (web, worker):
+            for proc in (web, worker, builder):
                 try:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
