@@ -1,0 +1,68 @@
+"""What staff print and download: disc labels, mailing labels, packing slips, images."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from discsub import downloads
+from exporter import labels
+from exporter.models import CopyStatus, DiscCopy
+
+from .access import get_disc, staff_required
+from .views import envelopes
+
+PAPERS = {"a4": ("A4", "210mm", "297mm"), "letter": ("Letter", "8.5in", "11in")}
+
+
+@staff_required
+def print_sheet(request: HttpRequest) -> HttpResponse:
+    """Disc labels, then one mailing label and packing slip per envelope, for the chosen copies."""
+    paper = request.GET.get("paper") if request.GET.get("paper") in PAPERS else "a4"
+    what = request.GET.get("what") if request.GET.get("what") in ("labels", "slips") else "all"
+    ids = [int(v) for v in request.GET.getlist("copies") if v.isdigit()][:200]
+    copies = list(
+        DiscCopy.objects.filter(pk__in=ids)
+        .select_related("disc", "disc__owner")
+        .order_by("disc__owner_id", "disc__number", "pk")
+    )
+    ranges = labels.disc_date_ranges({c.disc for c in copies})
+    for copy in copies:
+        copy.date_range = ranges[copy.disc_id]
+    name, width, height = PAPERS[paper]
+    # Two 120 mm labels fit one A4 or Letter page, one above the other.
+    label_pages = [copies[i : i + 2] for i in range(0, len(copies), 2)]
+    context = {
+        "section": "queue",
+        "organization": settings.DISCSUB_ORGANIZATION,
+        "label_pages": label_pages,
+        "labelled_ready": [c.pk for c in copies if c.status == CopyStatus.CHECKED],
+        "copies": copies,
+        "envelopes": envelopes(copies),
+        "paper": paper,
+        "paper_name": name,
+        "paper_width": width,
+        "paper_height": height,
+        "papers": PAPERS,
+        "what": what,
+        "ids": ids,
+        "query": "&".join(f"copies={pk}" for pk in ids),
+    }
+    return render(request, "staff/print.html", context)
+
+
+@staff_required
+def disc_label(request: HttpRequest, pk: int) -> HttpResponse:
+    disc = get_disc(pk)
+    png = labels.label_for(disc, labels.disc_date_ranges([disc])[disc.pk])
+    response = HttpResponse(png, content_type="image/png")
+    # The same disc always gets the same label; a print run asks for it more than once.
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Content-Disposition"] = f'inline; filename="label-{disc.volume_id or disc.number}.png"'
+    return response
+
+
+@staff_required
+def disc_image(request: HttpRequest, pk: int) -> HttpResponse:
+    return downloads.image_response(request, get_disc(pk))
