@@ -243,6 +243,26 @@ DISCSUB_REPLACEMENT_PERIOD_DAYS = env_int("DISCSUB_REPLACEMENT_PERIOD_DAYS", 90)
 # The portal's address, for links in emails.
 DISCSUB_SITE_URL = os.environ.get("DISCSUB_SITE_URL", "http://127.0.0.1:8000")
 
+# Portal uploads: files over 2.5 MB go to temporary files on the data disk
+# (never held in memory) and are then streamed into storage.  One file may
+# be at most DISCSUB_UPLOAD_MAX_MB (the largest disc, a BD-R, holds 24 GB).
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "uploads")
+# Made here: Django's checks refuse a temporary folder that does not exist.
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+DISCSUB_UPLOAD_MAX_BYTES = env_int("DISCSUB_UPLOAD_MAX_MB", 4096) * 1024 * 1024
+
+# Sign-in attempts (django-ratelimit, counted in the cache): per username and
+# per client address, over a window of DISCSUB_LOGIN_WINDOW_MINUTES.  With
+# REDIS_URL the counts are shared by every web process.
+DISCSUB_LOGIN_ATTEMPTS_PER_USER = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_USER", 5)
+DISCSUB_LOGIN_ATTEMPTS_PER_IP = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_IP", 30)
+DISCSUB_LOGIN_WINDOW_MINUTES = env_int("DISCSUB_LOGIN_WINDOW_MINUTES", 15)
+if os.environ.get("REDIS_URL"):
+    _REDIS_CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+    CACHES = {"default": _REDIS_CACHE}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # Email: the console in development; SMTP settings from the environment in production.
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",

@@ -3,6 +3,7 @@ from exporter.models.discs import Disc, DiscEntry, DiscEvent, DiscStatus, EntryK
 from exporter.models.feed import Change, ChangeFeed, ChangeKind, ExportCursor, Resolution
 from exporter.models.library import Album, ItemIssue, ItemStatus, ItemVersion, MediaItem
 from exporter.models.runs import JobRun, WorkerHeartbeat
+from exporter.models.subscription_events import SubscriptionEvent, SubscriptionEventKind
 from exporter.models.subscriptions import Cadence, Subscription, SubscriptionStatus
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "Resolution",
     "Shipment",
     "Subscription",
+    "SubscriptionEvent",
+    "SubscriptionEventKind",
     "SubscriptionStatus",
     "WorkerHeartbeat",
 ]

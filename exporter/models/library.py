@@ -9,6 +9,8 @@ from django.db import models
 class Album(models.Model):
     """An album; albums nest (an album may sit inside another)."""
 
+    # What the portal's URLs name an album by (never the sequential pk).
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="albums")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     name = models.CharField(max_length=1024)

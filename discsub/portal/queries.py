@@ -1,0 +1,20 @@
+"""Querysets the portal's pages share (each one query, whatever the number of rows)."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+
+from exporter.models import Change, DiscEntry, EntryKind, MediaItem, Resolution
+
+
+def with_disc_state(items: QuerySet[MediaItem]) -> QuerySet[MediaItem]:
+    """Annotate each item with ``waiting`` (a change no disc carries yet) and
+    the number and public id of the latest disc holding its bytes."""
+    holding = DiscEntry.objects.filter(item=OuterRef("pk"), kind=EntryKind.FILE, held_back=False).order_by(
+        "-disc__number"
+    )
+    return items.annotate(
+        waiting=Exists(Change.objects.filter(item=OuterRef("pk"), resolution=Resolution.PENDING)),
+        disc_number=Subquery(holding.values("disc__number")[:1]),
+        disc_public_id=Subquery(holding.values("disc__public_id")[:1]),
+    )

@@ -1,0 +1,228 @@
+"""Library pages: browse, upload, albums, and one item's edits."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST
+
+from discsub.portal import uploads
+from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choices
+from discsub.portal.lookups import get_album_for_user, get_item_for_user
+from discsub.portal.queries import with_disc_state
+from exporter import library, thumbnails
+from exporter.models import Album, DiscEntry, ItemStatus, MediaItem
+
+PAGE_SIZE = 60
+
+
+@login_required
+def library_page(request: HttpRequest) -> HttpResponse:
+    album = get_album_for_user(request, request.GET["album"]) if request.GET.get("album") else None
+    trash = request.GET.get("show") == "trash"
+    items = MediaItem.objects.filter(owner=request.user, status=ItemStatus.TRASHED if trash else ItemStatus.LIVE)
+    if album is not None:
+        items = items.filter(albums=album)
+    items = with_disc_state(items).select_related("current_version").order_by("-uploaded_at", "-pk")
+    page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+    albums = album_choices(request.user)
+    by_pk = {a.pk: a for a in albums}
+    # Each item's albums in one query for the whole page.
+    memberships = MediaItem.albums.through.objects.filter(mediaitem_id__in=[i.pk for i in page])
+    for item in page:
+        item.album_list = []
+    items_by_pk = {i.pk: i for i in page}
+    for row in memberships.values_list("mediaitem_id", "album_id"):
+        items_by_pk[row[0]].album_list.append(by_pk[row[1]])
+    return render(
+        request,
+        "portal/library.html",
+        {
+            "page": page,
+            "album": album,
+            "albums": albums,
+            "trash": trash,
+            "album_form": AlbumForm(request.user, initial={"parent": str(album.public_id) if album else ""}),
+            "max_bytes": settings.DISCSUB_UPLOAD_MAX_BYTES,
+            "max_text": uploads.limit_text(),
+        },
+    )
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@csrf_exempt
+def upload(request: HttpRequest) -> HttpResponse:
+    """Several files in one multipart POST (the page's script sends them one
+    at a time, for a progress bar each).  Exempt from CSRF only until the
+    size limit is installed; the check runs before anything is read."""
+    if not request.user.is_authenticated:
+        return login_required(lambda r: None)(request)
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
+    check = uploads.prepare(request)
+    return csrf_protect(_store_uploads)(request, check)
+
+
+def _store_uploads(request: HttpRequest, check: uploads.UploadCheck) -> HttpResponse:
+    album = get_album_for_user(request, request.POST["album"]) if request.POST.get("album") else None
+    added, refused = [], []
+    for name in check.too_large:
+        refused.append({"name": name, "reason": uploads.too_large_text(name)})
+    for upload_file in request.FILES.getlist("files"):
+        reason = uploads.refusal(upload_file, check)
+        if reason:
+            refused.append({"name": upload_file.name, "reason": reason})
+            continue
+        head = upload_file.read(200)
+        upload_file.seek(0)
+        try:
+            item = library.add_item(
+                request.user,
+                upload_file,
+                upload_file.name,
+                albums=[album] if album else [],
+                content_type=uploads.sniff_content_type(head),
+            )
+        except library.LibraryError as exc:
+            refused.append({"name": upload_file.name, "reason": str(exc)})
+            continue
+        added.append({"name": item.original_name, "id": str(item.public_id)})
+    if not added and not refused:
+        refused.append({"name": "", "reason": "Choose at least one photo or video to upload."})
+    if _wants_json(request):
+        return JsonResponse({"added": added, "refused": refused}, status=200 if added or not refused else 400)
+    if added:
+        files = f"{len(added)} file" + ("s" if len(added) != 1 else "")
+        messages.success(request, f"Added {files}. They wait for your next disc.")
+    for refusal in refused:
+        messages.error(request, refusal["reason"] + " Nothing was added for it.")
+    return redirect(_library_url(album))
+
+
+def _library_url(album: Album | None = None) -> str:
+    url = reverse("library")
+    return f"{url}?album={album.public_id}" if album else url
+
+
+@login_required
+@require_POST
+def create_album(request: HttpRequest) -> HttpResponse:
+    form = AlbumForm(request.user, request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect("library")
+    parent = form.parent_album()
+    album = library.ensure_album_path(request.user, [*(parent.path() if parent else []), form.cleaned_data["name"]])
+    messages.success(request, f"Album “{form.cleaned_data['name']}” is ready.")
+    return redirect(_library_url(album))
+
+
+@login_required
+def item_page(request: HttpRequest, public_id) -> HttpResponse:
+    item = get_item_for_user(request, public_id)
+    entries = (
+        DiscEntry.objects.filter(item=item, held_back=False)
+        .select_related("disc")
+        .order_by("disc__number")
+        .only("kind", "disc__number", "disc__public_id", "disc__status")
+    )
+    state = with_disc_state(MediaItem.objects.filter(pk=item.pk)).values("waiting", "disc_number").get()
+    move = MoveForm(request.user, initial={"albums": [str(a.public_id) for a in item.albums.all()]})
+    return render(
+        request,
+        "portal/item.html",
+        {
+            "item": item,
+            "entries": entries,
+            "waiting": state["waiting"],
+            "edit_form": ItemEditForm(initial={"title": item.title, "caption": item.caption}),
+            "move_form": move,
+        },
+    )
+
+
+@login_required
+@require_POST
+def edit_item(request: HttpRequest, public_id) -> HttpResponse:
+    item = get_item_for_user(request, public_id)
+    form = ItemEditForm(request.POST)
+    if form.is_valid():
+        try:
+            library.edit_metadata(item, title=form.cleaned_data["title"], caption=form.cleaned_data["caption"])
+        except library.LibraryError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Saved. The change goes on your next disc.")
+    else:
+        messages.error(request, "Check the title and caption.")
+    return redirect("item", public_id=item.public_id)
+
+
+@login_required
+@require_POST
+def move_item(request: HttpRequest, public_id) -> HttpResponse:
+    item = get_item_for_user(request, public_id)
+    form = MoveForm(request.user, request.POST)
+    if form.is_valid():
+        try:
+            library.move_item(item, form.chosen())
+        except library.LibraryError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Albums saved.")
+    else:
+        messages.error(request, "Choose albums from the list.")
+    return redirect("item", public_id=item.public_id)
+
+
+def _status_action(action, done: str):
+    @login_required
+    @require_POST
+    def view(request: HttpRequest, public_id) -> HttpResponse:
+        item = get_item_for_user(request, public_id)
+        try:
+            action(item)
+        except library.LibraryError as exc:
+            messages.error(request, str(exc))
+            return redirect("item", public_id=item.public_id)
+        messages.success(request, done.format(name=item.original_name))
+        if action is library.delete_item:
+            return redirect("library")
+        return redirect("item", public_id=item.public_id)
+
+    return view
+
+
+trash_item = _status_action(library.trash_item, "“{name}” is in the trash. Restore it any time before you delete it.")
+restore_item = _status_action(library.restore_item, "“{name}” is back in your library.")
+delete_item = _status_action(
+    library.delete_item, "“{name}” is deleted. Discs already made keep it; your next disc records the deletion."
+)
+
+
+@login_required
+def thumbnail(request: HttpRequest, public_id, version: int) -> HttpResponse:
+    """An item version's stored thumbnail, or the shared placeholder."""
+    item = get_item_for_user(request, public_id, deleted_ok=True)
+    name = thumbnails.storage_name_for(str(item.public_id), version)
+    if default_storage.exists(name):
+        response = FileResponse(default_storage.open(name, "rb"), content_type="image/jpeg")
+    else:
+        response = HttpResponse(thumbnails.PLACEHOLDER_SVG, content_type="image/svg+xml")
+    # A version's thumbnail never changes.
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

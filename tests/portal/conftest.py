@@ -1,0 +1,50 @@
+import pytest
+from django.core.cache import cache
+
+from exporter import build, fulfillment, library
+from exporter.models import ReadBackCheck
+from tests.factories import add_file, jpeg_bytes, verified_disc
+
+
+@pytest.fixture(autouse=True)
+def portal_settings(settings, data_dir):
+    """Uploads spill to the test's data folder; sign-in counts start at zero
+    (the cache may be a shared Redis database on the PostgreSQL run)."""
+    settings.FILE_UPLOAD_TEMP_DIR = str(data_dir / "uploads")
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def ship_copy(disc, staff, tracking="AB123456789GB"):
+    """The disc's first copy through burn, read-back, label and ship."""
+    copy = disc.copies.get()
+    fulfillment.claim_copies([copy.pk], staff)
+    fulfillment.mark_burned(copy.pk, staff, drive="drive-1", media_batch="batch-1")
+    fulfillment.record_read_back(
+        copy.pk, staff, drive="drive-1", media_batch="batch-1", method=ReadBackCheck.Method.SHA256, value=disc.image_sha256
+    )
+    fulfillment.mark_labelled(copy.pk, staff)
+    fulfillment.ship([copy.pk], staff, carrier="royal-mail", tracking_number=tracking)
+    copy.refresh_from_db()
+    return copy
+
+
+IMAGE_BYTES = bytes(range(256)) * 40  # 10 KiB whose every offset is recognisable
+
+
+@pytest.fixture
+def world(alice, sam):
+    """Alice's things: an album, a photo in it, a trashed photo, and disc 1
+    (verified, its image on disk, its copy shipped)."""
+    album = library.ensure_album_path(alice, ["Holidays"])
+    item = add_file(alice, "beach.jpg", jpeg_bytes(), albums=[album], caption="Dunes at dusk")
+    trashed = library.trash_item(add_file(alice, "blurry.jpg", jpeg_bytes(color=(1, 2, 3))))
+    disc = verified_disc(alice)
+    path = build.image_path(disc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(IMAGE_BYTES)
+    disc.image_size = len(IMAGE_BYTES)
+    disc.save(update_fields=["image_size"])
+    copy = ship_copy(disc, sam)
+    return {"album": album, "item": item, "trashed": trashed, "disc": disc, "copy": copy}
