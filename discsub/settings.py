@@ -141,6 +141,10 @@ S3_BUCKET = os.environ.get("DISCSUB_S3_BUCKET", "")
 # item is held back.
 DISCSUB_S3_DOWNLOADS = env_int("DISCSUB_S3_DOWNLOADS", 4)
 DISCSUB_STORAGE_ATTEMPTS = env_int("DISCSUB_STORAGE_ATTEMPTS", 3)
+# Images go up in parts of this size (more for a BD: S3 takes 10,000 parts at most).
+DISCSUB_S3_PART_MB = env_int("DISCSUB_S3_PART_MB", 64)
+# Seconds before the second attempt at an object; doubled for each further one.
+DISCSUB_STORAGE_RETRY_PAUSE = float(os.environ.get("DISCSUB_STORAGE_RETRY_PAUSE") or 0.5)
 if S3_BUCKET:
     from botocore.config import Config as _S3Config
 

@@ -23,8 +23,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from exporter import contents, fulfillment, iso, isomd5, par2, verify, workers
-from exporter.errors import IllegalTransition, SourceMismatch
+from exporter import contents, fulfillment, iso, isomd5, par2, storage, verify, workers
+from exporter.errors import IllegalTransition, SourceMismatch, StorageUnavailable
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, DiscEvent, DiscStatus, ItemIssue, MediaItem
 
@@ -156,7 +156,7 @@ def write_disc_image(
     implanted before the atomic rename.  The same disc always gives the same
     bytes.  Raises :class:`SourceMismatch`, ``OSError``, or
     :class:`par2.Par2Error` / :class:`isomd5.IsoMd5Error` (a tool is missing
-    or failed)."""
+    or failed), :class:`StorageUnavailable`."""
     workdir = Path(settings.BUILD_DIR) / f"disc-{disc.pk}-{os.getpid()}-{threading.get_ident()}"
     par2.remove(workdir)
     made: list[DiscFile] = []
@@ -169,7 +169,11 @@ def write_disc_image(
     # A disc first built before images carried an MD5 is rebuilt without one.
     implant = not disc.image_sha256 or bool(disc.implanted_md5)
     try:
-        files = contents.disc_files(disc, entries, recovery=make_recovery)
+        staged = None
+        if not storage.originals_are_local():
+            # Object storage: the sources come to the build area first (removed below).
+            staged = storage.stage_sources(contents.sources(entries), workdir / "sources")
+        files = contents.disc_files(disc, entries, recovery=make_recovery, staged=staged)
         result = iso.write_image(
             files,
             dest,
@@ -209,7 +213,7 @@ def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = Non
         except OSError as exc:
             reason = "the data disk is full" if exc.errno == errno.ENOSPC else f"cannot write the image: {exc}"
             return _fail(disc, reason)
-        except (par2.Par2Error, isomd5.IsoMd5Error) as exc:
+        except (par2.Par2Error, isomd5.IsoMd5Error, StorageUnavailable) as exc:
             return _fail(disc, str(exc))
     else:
         return _fail(disc, "source checks kept failing", permanent=True)
@@ -255,6 +259,11 @@ def verify_built(disc: Disc) -> Disc:
         )
     if not result.ok:
         return _fail(disc, "read-back found problems: " + "; ".join(str(p) for p in result.problems[:20]))
+    if storage.images_are_remote():
+        try:
+            storage.upload_image(disc, path)
+        except StorageUnavailable as exc:
+            return _fail(disc, str(exc))
     with transaction.atomic():
         moved = Disc.objects.filter(pk=disc.pk, status=DiscStatus.BUILT, leased_by=disc.leased_by).update(
             status=DiscStatus.VERIFIED, verified_at=timezone.now(), leased_by="", lease_expires_at=None
@@ -265,6 +274,8 @@ def verify_built(disc: Disc) -> Disc:
             # The image is final: its first physical copy joins the staff queue.
             fulfillment.queue_first_copy(disc)
     disc.refresh_from_db()
+    if disc.status == DiscStatus.VERIFIED and storage.images_are_remote():
+        path.unlink(missing_ok=True)  # the stored copy, read back, is the image now
     return disc
 
 

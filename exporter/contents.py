@@ -14,7 +14,7 @@ the groups before it: the payload, the sidecars, the manifest, the README
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from django.conf import settings
@@ -23,6 +23,7 @@ from django.core.files.storage import default_storage
 from exporter import bag, manifest, offline_index, par2, readme, thumbnails, xmp
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, EntryKind
+from exporter.storage import Source
 
 # The restore tool travels on every disc as restore.py (stdlib only).
 RESTORE_TOOL = Path(__file__).resolve().parent / "disc_tools" / "restore.py"
@@ -39,21 +40,38 @@ def _local_path(storage_name: str) -> str | None:
         return None
 
 
-def payload_files(entries: Sequence[DiscEntry]) -> list[DiscFile]:
-    """The originals: one file per carried FILE entry, hard-linked into its other albums."""
+def _staged_opener(path: Path):
+    return lambda: open(path, "rb")
+
+
+def source_of(entry: DiscEntry) -> Source:
+    """The bytes of a FILE entry in storage."""
+    return Source(entry.version.storage_name, 0, entry.size, entry.sha256, entry.item_id)
+
+
+def sources(entries: Sequence[DiscEntry]) -> list[Source]:
+    """What the disc's payload needs from storage."""
+    return [source_of(e) for e in entries if e.kind == EntryKind.FILE and not e.held_back]
+
+
+def payload_files(entries: Sequence[DiscEntry], staged: Mapping[Source, Path] | None = None) -> list[DiscFile]:
+    """The originals: one file per carried FILE entry, hard-linked into its
+    other albums; read from ``staged`` copies where given (object storage)."""
     files = []
     for entry in entries:
         if entry.kind != EntryKind.FILE or entry.held_back:
             continue
+        name = entry.version.storage_name
+        local = staged.get(source_of(entry)) if staged else None
         files.append(
             DiscFile(
                 path=entry.paths[0],
                 links=tuple(entry.paths[1:]),
                 size=entry.size,
                 sha256=entry.sha256,
-                open=_opener(entry.version.storage_name),
+                open=_staged_opener(local) if local else _opener(name),
                 item_id=entry.item_id,
-                local_path=_local_path(entry.version.storage_name),
+                local_path=str(local) if local else _local_path(name),
             )
         )
     return files
@@ -137,10 +155,16 @@ def bag_files(disc: Disc, document: dict, files: Sequence[DiscFile]) -> list[Dis
     return bag.bag_files(info, files)
 
 
-def disc_files(disc: Disc, entries: Sequence[DiscEntry], recovery: MakeRecovery | None = None) -> list[DiscFile]:
-    """Every file of the image (``recovery``: see :func:`recovery_files`)."""
+def disc_files(
+    disc: Disc,
+    entries: Sequence[DiscEntry],
+    recovery: MakeRecovery | None = None,
+    staged: Mapping[Source, Path] | None = None,
+) -> list[DiscFile]:
+    """Every file of the image (``recovery``: see :func:`recovery_files`;
+    ``staged``: see :func:`payload_files`)."""
     carried = [e for e in entries if not e.held_back]
-    files = payload_files(carried)
+    files = payload_files(carried, staged)
     sidecars, sidecar_paths = sidecar_files(carried, files)
     files += sidecars
     # Thumbnails before the manifest, which names those it finds.

@@ -23,3 +23,8 @@ class SourceMismatch(ExportError):
 
 class ImageTooLarge(ExportError):
     pass
+
+
+class StorageUnavailable(ExportError):
+    """Object storage could not be reached, timed out or kept sending bad
+    bytes: a transient failure, retried later with backoff."""

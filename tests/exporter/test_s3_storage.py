@@ -1,0 +1,134 @@
+"""Originals and images on S3-compatible storage (moto in server mode, on loopback)."""
+
+import hashlib
+import io
+import os
+import urllib.request
+
+import pytest
+from django.core.files.storage import default_storage
+
+from exporter import build, library, storage, verify
+from exporter.errors import SourceMismatch
+from exporter.models import DiscStatus
+from exporter.planning import plan_next_disc
+from tests.factories import add_file
+from tests.s3 import FaultProxy, tree
+
+pytestmark = pytest.mark.django_db
+
+
+def fill(owner, sizes):
+    album = library.ensure_album_path(owner, ["Travel", "Roma"])
+    return [add_file(owner, f"clip_{n}.bin", os.urandom(size), albums=[album]) for n, size in enumerate(sizes)]
+
+
+def test_originals_are_stored_in_the_bucket_byte_for_byte(alice, s3):
+    data = os.urandom(70_000)
+    item = add_file(alice, "IMG_0001.JPG", data)
+    name = item.current_version.storage_name
+    assert not storage.originals_are_local()
+    assert name.startswith(f"originals/{alice.pk}/")
+    assert s3.get(name) == data
+    assert item.current_version.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_disc_builds_from_s3_and_its_image_goes_up_in_parts(alice, s3, settings):
+    fill(alice, [4_000_000, 3_000_000, 5_000_000])
+    disc = plan_next_disc(alice, allow_partial=True)
+
+    built = build.build_disc(disc.pk)
+
+    assert built.status == DiscStatus.VERIFIED, built.last_error
+    key = f"images/{built.image_name}"
+    head = s3.client.head_object(Bucket=s3.bucket, Key=key)
+    assert head["ContentLength"] == built.image_size > 10 * 1024 * 1024
+    # A multipart upload's ETag ends in the number of its parts (5 MiB parts here).
+    assert head["ETag"].strip('"').endswith(f"-{-(-built.image_size // (5 * 1024 * 1024))}")
+    # The verified local copy is gone; the stored one is the image, and a signed URL serves it.
+    assert not build.image_path(built).exists()
+    url = storage.image_download_url(built)
+    assert "X-Amz-Signature=" in url
+    with urllib.request.urlopen(url, timeout=10) as response:
+        image = response.read()
+    assert hashlib.sha256(image).hexdigest() == built.image_sha256
+    copy = settings.DATA_DIR / "downloaded.iso"
+    copy.write_bytes(image)
+    assert verify.verify_image(copy, build.expected_files(built)).ok
+    # Nothing is left in the build area.
+    assert tree(settings.BUILD_DIR) == []
+
+
+def test_sources_are_staged_on_the_data_disk_a_bounded_number_at_a_time(alice, s3, fault_proxy, settings):
+    fill(alice, [300_000] * 8)
+    disc = plan_next_disc(alice, allow_partial=True)
+    seen = []
+
+    def watch(method, path):
+        if method == "GET" and "/originals/" in path:
+            seen.append(tree(settings.BUILD_DIR))
+
+    fault_proxy.on_request = watch
+    fault_proxy.delay = 0.2  # each download takes a while: they overlap when they can
+
+    assert build.build_disc(disc.pk).status == DiscStatus.VERIFIED
+    assert len(seen) == 8
+    # Three at a time (DISCSUB_S3_DOWNLOADS), never more.
+    assert fault_proxy.max_in_flight == settings.DISCSUB_S3_DOWNLOADS == 3
+    # In a folder of the build area, never in memory; and gone afterwards.
+    assert any(any(p.endswith("/sources") for p in listing) for listing in seen)
+    assert tree(settings.BUILD_DIR) == []
+
+
+def test_the_staging_area_is_removed_when_the_build_raises(alice, s3, settings):
+    fill(alice, [200_000, 200_000])
+    disc = plan_next_disc(alice, allow_partial=True)
+    staged = []
+
+    def explode(done, total):
+        staged.append(tree(settings.BUILD_DIR))
+        raise RuntimeError("the worker was told to stop")
+
+    with pytest.raises(RuntimeError):
+        build.build_disc(disc.pk, progress=explode)
+
+    assert any("sources" in p for p in staged[0])  # it was there while writing
+    assert tree(settings.BUILD_DIR) == []
+    disc.refresh_from_db()
+    assert disc.status == DiscStatus.FAILED
+    assert "the worker was told to stop" in disc.last_error
+
+
+def test_stage_sources_checks_every_object_against_its_sha256(alice, s3, tmp_path):
+    item = add_file(alice, "a.jpg", b"x" * 5000)
+    version = item.current_version
+    right = storage.Source(version.storage_name, 0, 5000, version.sha256, item.pk)
+    wrong = storage.Source(version.storage_name, 0, 5000, "0" * 64, 99)
+    staged = storage.stage_sources([right], tmp_path / "one")
+    assert staged[right].read_bytes() == b"x" * 5000
+    with pytest.raises(SourceMismatch) as failed:
+        storage.stage_sources([right, wrong], tmp_path / "two")
+    assert list(failed.value.problems) == [99]
+    assert "expected 5,000 bytes with sha256 0000" in failed.value.problems[99]
+
+
+def test_a_range_of_an_object_is_staged_alone(alice, s3, tmp_path):
+    data = os.urandom(50_000)
+    item = add_file(alice, "big.bin", data)
+    part = data[20_000:35_000]
+    source = storage.Source(item.current_version.storage_name, 20_000, 15_000, hashlib.sha256(part).hexdigest(), 1)
+    assert storage.stage_sources([source], tmp_path / "part")[source].read_bytes() == part
+
+
+def test_uploads_of_the_portal_reach_the_bucket_through_default_storage(alice, s3):
+    stored, size, sha256 = library.store_original(alice, io.BytesIO(b"hello"))
+    assert default_storage.exists(stored)
+    assert s3.get(stored) == b"hello"
+    assert (size, sha256) == (5, hashlib.sha256(b"hello").hexdigest())
+
+
+def test_the_proxy_is_in_the_path(s3, fault_proxy):
+    # The fault tests rely on the app talking through the proxy.
+    default_storage.save("probe/x.txt", io.BytesIO(b"probe"))
+    assert ("PUT", f"/{s3.bucket}/probe/x.txt") in fault_proxy.requests
+    assert isinstance(fault_proxy, FaultProxy)
