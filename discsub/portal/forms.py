@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django import forms
+from django.template.defaultfilters import filesizeformat
 
 from exporter.countries import COUNTRIES
-from exporter.media import Medium
+from exporter.media import Medium, capacity_bytes
 from exporter.models import Album, Cadence, CopyStatus, Subscription
 
 COUNTRY_CHOICES = [("", "Choose a country")] + sorted(COUNTRIES.items(), key=lambda kv: kv[1])
@@ -67,8 +68,11 @@ class MoveForm(forms.Form):
         return [a for a in self.all_albums if str(a.public_id) in wanted]
 
 
+MEDIUM_CHOICES = [(m.value, f"{m.label} · holds {filesizeformat(capacity_bytes(m))}") for m in Medium]
+
+
 class PlanForm(forms.Form):
-    medium = forms.ChoiceField(label="Disc type", choices=Medium.choices)
+    medium = forms.ChoiceField(label="Disc type", choices=MEDIUM_CHOICES)
     cadence = forms.ChoiceField(label="How often", choices=Cadence.choices)
 
 

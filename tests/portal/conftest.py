@@ -22,7 +22,12 @@ def ship_copy(disc, staff, tracking="AB123456789GB"):
     fulfillment.claim_copies([copy.pk], staff)
     fulfillment.mark_burned(copy.pk, staff, drive="drive-1", media_batch="batch-1")
     fulfillment.record_read_back(
-        copy.pk, staff, drive="drive-1", media_batch="batch-1", method=ReadBackCheck.Method.SHA256, value=disc.image_sha256
+        copy.pk,
+        staff,
+        drive="drive-1",
+        media_batch="batch-1",
+        method=ReadBackCheck.Method.SHA256,
+        value=disc.image_sha256,
     )
     fulfillment.mark_labelled(copy.pk, staff)
     fulfillment.ship([copy.pk], staff, carrier="royal-mail", tracking_number=tracking)

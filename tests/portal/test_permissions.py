@@ -124,6 +124,7 @@ CASES = [
     Case("password change", "get", lambda w: reverse("password_change"), 200, names_object=False),
 ]
 IDS = [c.name for c in CASES]
+POSTS = [c for c in CASES if c.method == "post"]
 
 
 def _request(client, case, world):
@@ -183,7 +184,7 @@ def test_others_get_404_and_nothing_of_alices(request, client, alice, world, cas
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("case", [c for c in CASES if c.method == "post"], ids=[c.name for c in CASES if c.method == "post"])
+@pytest.mark.parametrize("case", POSTS, ids=[c.name for c in POSTS])
 def test_posts_need_the_csrf_token(alice, world, case):
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
