@@ -55,8 +55,9 @@ def file_response(request: HttpRequest, path: Path, *, filename: str, content_ty
         size = path.stat().st_size
     except FileNotFoundError:
         raise Http404("The image file is not on this server.") from None
-    header = request.headers.get("Range", "")
-    if header and "," not in header:
+    header = request.headers.get("Range", "").strip()
+    # Other units and multiple ranges are ignored, as RFC 9110 allows: the whole file.
+    if header.startswith("bytes=") and "," not in header:
         wanted = parse_range(header, size)
         if wanted is None:
             response = HttpResponse(status=416)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from exporter import carriers, notifications
@@ -54,6 +55,15 @@ OPEN_STATES = [
     CopyStatus.LABELLED,
     CopyStatus.RETURNED,
 ]
+
+
+# Copies whose subscriber can be mailed: Subscription.has_address as a query.
+ADDRESSED = Q(
+    disc__owner__subscription__address_name__gt="",
+    disc__owner__subscription__address_line1__gt="",
+    disc__owner__subscription__address_city__gt="",
+    disc__owner__subscription__address_country__gt="",
+)
 
 
 class ReplacementLimit(ExportError):
@@ -112,15 +122,30 @@ def claim_copies(copy_ids: Sequence[int], staff, *, drive: str = "") -> list[Dis
     """queued → claimed for each copy nobody else holds and whose subscriber
     has an address; returns the copies this call claimed (the rest were
     taken by someone else, or wait for an address)."""
+    return _claim(DiscCopy.objects.filter(pk__in=list(copy_ids)), staff, drive=drive)
+
+
+def claim_next(staff, *, limit: int, medium: str | None = None, drive: str = "") -> list[DiscCopy]:
+    """Claim up to ``limit`` of the oldest queued copies whose subscriber has
+    an address.  Two staff claiming at once get different copies (the rows
+    one of them holds are skipped, not waited for)."""
+    waiting = DiscCopy.objects.filter(ADDRESSED)
+    if medium:
+        waiting = waiting.filter(disc__medium=medium)
+    return _claim(waiting, staff, drive=drive, limit=max(limit, 0))
+
+
+def _claim(candidates, staff, *, drive: str, limit: int | None = None) -> list[DiscCopy]:
     claimed = []
     with transaction.atomic():
         rows = (
-            DiscCopy.objects.select_for_update(skip_locked=True, of=("self",))
+            candidates.select_for_update(skip_locked=True, of=("self",))
             .select_related("disc", "disc__owner")
-            .filter(pk__in=list(copy_ids), status=CopyStatus.QUEUED)
+            .filter(status=CopyStatus.QUEUED)
             .order_by("status_changed_at", "pk")
         )
-        rows = list(rows)
+        # Lock only the rows this call takes, so a second claimer gets the next ones.
+        rows = list(rows[:limit] if limit is not None else rows)
         addresses = {s.user_id: s for s in Subscription.objects.filter(user_id__in={c.disc.owner_id for c in rows})}
         now = timezone.now()
         for copy in rows:
@@ -140,14 +165,6 @@ def claim_copies(copy_ids: Sequence[int], staff, *, drive: str = "") -> list[Dis
                 )
             )
     return claimed
-
-
-def claim_next(staff, *, limit: int, medium: str | None = None, drive: str = "") -> list[DiscCopy]:
-    """Claim up to ``limit`` of the oldest queued copies."""
-    waiting = DiscCopy.objects.filter(status=CopyStatus.QUEUED).order_by("status_changed_at", "pk")
-    if medium:
-        waiting = waiting.filter(disc__medium=medium)
-    return claim_copies(list(waiting.values_list("pk", flat=True)[: max(limit, 0) * 2]), staff, drive=drive)[:limit]
 
 
 def _require_holder(copy: DiscCopy, staff) -> None:

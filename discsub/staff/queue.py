@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from exporter.fulfillment import ADDRESSED
 from exporter.models import CopyStatus, DiscCopy
 
 
@@ -25,14 +26,7 @@ class Step:
     actions: list[str] = field(default_factory=list)
 
 
-_sub = "disc__owner__subscription__"
-NO_ADDRESS = (
-    Q(disc__owner__subscription__isnull=True)
-    | Q(**{f"{_sub}address_name": ""})
-    | Q(**{f"{_sub}address_line1": ""})
-    | Q(**{f"{_sub}address_city": ""})
-    | Q(**{f"{_sub}address_country": ""})
-)
+NO_ADDRESS = ~ADDRESSED
 # Returned envelopes, copies that failed a burn or read-back, copies nobody can claim for want of an address.
 EXCEPTION = Q(status=CopyStatus.RETURNED) | (Q(status=CopyStatus.QUEUED) & (NO_ADDRESS | Q(burn_attempts__gt=0)))
 

@@ -56,8 +56,10 @@ def envelopes(rows: list[DiscCopy]) -> list[dict]:
     """Copies grouped by subscriber and address snapshot, oldest envelope first."""
     grouped: dict[tuple, dict] = {}
     for copy in rows:
-        key = (copy.disc.owner_id, tuple(sorted(copy.address.items())))
-        envelope = grouped.setdefault(key, {"owner": copy.disc.owner, "address": copy.address, "copies": []})
+        # A returned copy goes out again to the address the subscriber fixed.
+        address = copy.disc.owner.subscription.address() if copy.status == CopyStatus.RETURNED else copy.address
+        key = (copy.disc.owner_id, tuple(sorted(address.items())))
+        envelope = grouped.setdefault(key, {"owner": copy.disc.owner, "address": address, "copies": []})
         envelope["copies"].append(copy)
     return list(grouped.values())
 
@@ -259,11 +261,19 @@ def copy_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     user, post = request.user, request.POST
     if action == "read-back":
         form = ReadBackForm(post)
-        if not form.is_valid():
+        # The form is on the page only while the copy waits for its read-back;
+        # otherwise the refusal comes back as a message.
+        on_page = copy.status == CopyStatus.BURNED
+        if on_page and not form.is_valid():
             return _copy_page(request, copy, read_back_form=form, status_code=400)
+        fields = ("drive", "media_batch", "method", "value")
+        data = form.cleaned_data if form.is_valid() else {f: post.get(f, "") for f in fields}
         try:
-            check = fulfillment.record_read_back(copy.pk, user, **form.cleaned_data)
+            check = fulfillment.record_read_back(copy.pk, user, **data)
         except ExportError as e:
+            if not on_page:
+                messages.error(request, str(e))
+                return redirect("staff:copy", pk)
             form.add_error(None, str(e))
             return _copy_page(request, get_copy(pk), read_back_form=form, status_code=400)
         if check.ok:

@@ -1,0 +1,82 @@
+"""Staff download images through discsub.downloads: streamed, resumable with
+a Range request, refused with a clear status for what cannot be served."""
+
+import pytest
+from django.urls import reverse
+
+from exporter import build
+from exporter.models import DiscStatus
+from tests.factories import verified_disc
+
+pytestmark = pytest.mark.django_db
+
+DATA = bytes(range(256)) * 40  # 10,240 bytes
+
+
+@pytest.fixture
+def disc(alice):
+    disc = verified_disc(alice)
+    path = build.image_path(disc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(DATA)
+    return disc
+
+
+def get(client, disc, **headers):
+    return client.get(reverse("staff:disc-image", args=[disc.pk]), headers=headers)
+
+
+def body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def test_the_whole_image_is_an_attachment(client, sam, disc):
+    client.force_login(sam)
+    response = get(client, disc)
+    assert response.status_code == 200
+    assert response["Accept-Ranges"] == "bytes"
+    assert response["Content-Length"] == str(len(DATA))
+    assert response["Content-Disposition"] == 'attachment; filename="DISCSUB_0001-0001.iso"'
+    assert body(response) == DATA
+
+
+@pytest.mark.parametrize(
+    "header, first, last",
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=10000-", 10000, 10239),
+        ("bytes=-40", 10200, 10239),
+        ("bytes=10200-99999", 10200, 10239),
+    ],
+)
+def test_a_broken_download_resumes_with_a_range(client, sam, disc, header, first, last):
+    client.force_login(sam)
+    response = get(client, disc, Range=header)
+    assert response.status_code == 206
+    assert response["Content-Range"] == f"bytes {first}-{last}/{len(DATA)}"
+    assert response["Content-Length"] == str(last - first + 1)
+    assert body(response) == DATA[first : last + 1]
+
+
+@pytest.mark.parametrize("header", ["bytes=20000-", "bytes=50-10", "bytes=-0", "bytes=-", "bytes=x-y"])
+def test_a_range_that_cannot_be_served_is_416(client, sam, disc, header):
+    client.force_login(sam)
+    response = get(client, disc, Range=header)
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{len(DATA)}"
+
+
+@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "lines=1-2"])
+def test_several_ranges_or_other_units_get_the_whole_file(client, sam, disc, header):
+    client.force_login(sam)
+    response = get(client, disc, Range=header)
+    assert response.status_code == 200 and body(response) == DATA
+
+
+def test_a_missing_file_or_an_unverified_image_is_404(client, sam, disc):
+    client.force_login(sam)
+    build.image_path(disc).unlink()
+    assert get(client, disc).status_code == 404
+    disc.status = DiscStatus.FAILED
+    disc.save(update_fields=["status"])
+    assert get(client, disc).status_code == 404

@@ -1,0 +1,69 @@
+"""The queue and the dashboard run the same number of queries with 3 copies
+in each state as with 12."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from exporter import fulfillment
+from exporter.models import CopyStatus, ItemIssue, Subscription
+from tests.factories import add_sized, verified_disc
+from tests.staff.conftest import new_copy
+
+pytestmark = pytest.mark.django_db
+
+STATES = [
+    CopyStatus.QUEUED,
+    CopyStatus.CLAIMED,
+    CopyStatus.BURNED,
+    CopyStatus.CHECKED,
+    CopyStatus.LABELLED,
+    CopyStatus.SHIPPED,
+    CopyStatus.DELIVERED,
+    CopyStatus.RETURNED,
+]
+
+
+def add_work(owners, sam, per_state: int) -> None:
+    for n in range(per_state):
+        owner = owners[n % len(owners)]
+        for state in STATES:
+            new_copy(owner, sam, state)
+        # A failed read-back, a subscriber without an address, a flagged item.
+        copy = new_copy(owner, sam, CopyStatus.BURNED)
+        fulfillment.record_read_back(
+            copy.pk, sam, drive=f"D{n}", media_batch=f"B{n}", method="checkisomd5", value="FAIL"
+        )
+        ItemIssue.objects.create(item=add_sized(owner, 100, f"x{n}.jpg"), kind="checksum_mismatch", message="bad")
+    nobody = owners[0].__class__.objects.create_user(f"nobody{per_state}")
+    Subscription.objects.create(user=nobody)
+    verified_disc(nobody)
+
+
+def count(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+URLS = [reverse("staff:step", args=[s]) for s in ["burn", "read-back", "label", "ship", "mail", "exceptions"]]
+
+
+def test_queue_and_dashboard_queries_do_not_grow_with_copies(client, alice, bob, sam):
+    client.force_login(sam)
+    add_work([alice, bob], sam, 3)
+    small = {url: count(client, url) for url in [*URLS, reverse("staff:dashboard")]}
+    add_work([alice, bob], sam, 12)
+    large = {url: count(client, url) for url in [*URLS, reverse("staff:dashboard")]}
+    assert small == large
+    # Queue: session, user, the user's permissions (2: direct and via groups), the tab
+    # counts (2: per state, exceptions), the page's count and its rows; the exceptions
+    # tab adds the failed builds.
+    assert large[URLS[0]] == 8
+    assert large[URLS[-1]] == 9
+    # Dashboard: session, user, permissions (2), copies per state, oldest waiting copy,
+    # throughput, failure rates per drive and per batch, disc counts, failed builds,
+    # flagged items, backlog (2), oldest pending change, worker heartbeats.
+    assert large[reverse("staff:dashboard")] == 16
