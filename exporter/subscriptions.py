@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from exporter.countries import COUNTRIES
 from exporter.errors import ExportError, IllegalTransition
-from exporter.jobs import CADENCE_DAYS
 from exporter.media import Medium, capacity_bytes
 from exporter.models import (
     Cadence,
@@ -32,6 +31,7 @@ from exporter.models import (
     SubscriptionEventKind,
     SubscriptionStatus,
 )
+from exporter.scheduling import period
 
 
 class InvalidAddress(ExportError):
@@ -58,17 +58,14 @@ def _refresh(subscription: Subscription, locked: Subscription) -> Subscription:
     return locked
 
 
-def period_days(subscription: Subscription) -> int:
-    return CADENCE_DAYS[subscription.cadence]
-
-
 # --- ship now ----------------------------------------------------------------------
 
 
 def request_ship_now(subscription: Subscription, actor, *, now: dt.datetime | None = None) -> Subscription:
     """Ask the scheduler to plan a disc of whatever is waiting on its next
     pass, even if it is not full.  Once per period (the subscription's
-    cadence); the scheduler clears ``ship_now_requested_at`` when it plans."""
+    cadence, :func:`exporter.scheduling.period`); the scheduler clears
+    ``ship_now_requested_at`` when it plans."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = _locked(subscription)
@@ -78,16 +75,11 @@ def request_ship_now(subscription: Subscription, actor, *, now: dt.datetime | No
             )
         if locked.ship_now_requested_at is not None:
             raise IllegalTransition("You have already asked; your disc will be planned on the next pass.")
-        days = period_days(locked)
-        last = (
-            SubscriptionEvent.objects.filter(
-                subscription=locked, kind=SubscriptionEventKind.SHIP_NOW, at__gt=now - dt.timedelta(days=days)
-            )
-            .order_by("-at")
-            .first()
-        )
+        length = period(locked)
+        asked = SubscriptionEvent.objects.filter(subscription=locked, kind=SubscriptionEventKind.SHIP_NOW)
+        last = asked.filter(at__gt=now - length).order_by("-at").first()
         if last is not None:
-            again = last.at + dt.timedelta(days=days)
+            again = last.at + length
             raise IllegalTransition(
                 f"You can ask for an early disc once per {locked.get_cadence_display().lower()} period; "
                 f"you last asked on {last.at:%-d %B %Y}. You can ask again from {again:%-d %B %Y}."

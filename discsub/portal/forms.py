@@ -30,9 +30,9 @@ class AlbumForm(forms.Form):
     name = forms.CharField(label="Album name", max_length=200, strip=True)
     parent = forms.ChoiceField(label="Inside", required=False)
 
-    def __init__(self, user, *args, **kwargs):
+    def __init__(self, user, *args, albums: list[Album] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.albums = album_choices(user)
+        self.albums = album_choices(user) if albums is None else albums
         self.fields["parent"].choices = [("", "Top level")] + [
             (str(a.public_id), " / ".join(a.path())) for a in self.albums
         ]

@@ -51,7 +51,9 @@ def library_page(request: HttpRequest) -> HttpResponse:
             "album": album,
             "albums": albums,
             "trash": trash,
-            "album_form": AlbumForm(request.user, initial={"parent": str(album.public_id) if album else ""}),
+            "album_form": AlbumForm(
+                request.user, initial={"parent": str(album.public_id) if album else ""}, albums=albums
+            ),
             "max_bytes": settings.DISCSUB_UPLOAD_MAX_BYTES,
             "max_text": uploads.limit_text(),
         },
