@@ -65,6 +65,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     for row in backlog:
         row["meter"] = charts.meter(row["pending_bytes"], biggest, label=f"{row['pending_bytes']} bytes waiting")
     now = timezone.now()
+    change_age = status.oldest_pending_change_age()
     oldest = stats.oldest_waiting_copy()
     wait = now - oldest.status_changed_at if oldest else None
     context = {
@@ -85,7 +86,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ItemIssue.objects.filter(resolved_at__isnull=True).select_related("item", "item__owner", "version")[:20]
         ),
         "backlog": backlog,
-        "oldest_change_age": status.oldest_pending_change_age(),
+        "oldest_change_age": change_age,
+        "oldest_change_wait": _short(change_age) if change_age is not None else "",
         "workers": status.worker_heartbeats(),
         "now": now,
     }

@@ -1,8 +1,8 @@
 """The queue's steps: which copies each tab shows, and how they are filtered.
 
 A fixed number of queries per page whatever the number of copies (see
-tests/staff/test_query_counts.py): one for the tab counts, one for the
-exceptions count, the paginator's count and the page of rows."""
+tests/staff/test_query_counts.py): the tab counts (three), the paginator's
+count and the page of rows."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from exporter.fulfillment import ADDRESSED
-from exporter.models import CopyStatus, DiscCopy
+from exporter.models import CopyStatus, Disc, DiscCopy, DiscStatus
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def copies(
 
 
 def tab_counts() -> dict[str, int]:
-    """Copies per tab (two queries)."""
+    """Copies per tab (three queries)."""
     per_status = dict(
         DiscCopy.objects.filter(status__in=[s for step in STEPS.values() for s in step.statuses])
         .order_by()
@@ -108,14 +108,21 @@ def tab_counts() -> dict[str, int]:
         .annotate(n=Count("id"))
     )
     counts = {slug: sum(per_status.get(s, 0) for s in step.statuses) for slug, step in STEPS.items()}
-    counts["exceptions"] = DiscCopy.objects.filter(EXCEPTION).count()
+    # Failed image builds are shown on the exceptions tab too.
+    counts["exceptions"] = (
+        DiscCopy.objects.filter(EXCEPTION).count() + Disc.objects.filter(status=DiscStatus.FAILED).count()
+    )
     return counts
 
 
-def why_exceptional(copy: DiscCopy) -> str:
+def why_exceptional(copy: DiscCopy, *, can_reship: bool = False) -> str:
     """One line saying what is wrong with a copy on the exceptions tab."""
     if copy.status == CopyStatus.RETURNED:
-        return "Returned undeliverable"
+        return (
+            "Returned undeliverable: address fixed, ready to re-ship"
+            if can_reship
+            else ("Returned undeliverable: waiting for a new address")
+        )
     subscription = getattr(copy.disc.owner, "subscription", None)
     if subscription is None or not subscription.has_address:
         return "Subscriber has no mailing address"

@@ -82,8 +82,10 @@ def queue(request: HttpRequest, step: str = "burn") -> HttpResponse:
     rows = list(page.object_list)
     now = timezone.now()
     for copy in rows:
-        copy.why = steps.why_exceptional(copy) if current.slug == "exceptions" else ""
         copy.can_reship = can_reship(copy)
+        copy.why = steps.why_exceptional(copy, can_reship=copy.can_reship) if current.slug == "exceptions" else ""
+        subscription = getattr(copy.disc.owner, "subscription", None)
+        copy.mailable = subscription is not None and subscription.has_address
         copy.waited = now - copy.status_changed_at
         copy.carrier_name = carriers.carrier_name(copy.shipment.carrier) if copy.shipment else ""
     filter_query = request.GET.copy()
@@ -203,7 +205,7 @@ def ship(request: HttpRequest) -> HttpResponse:
             data["copies"], request.user, carrier=data["carrier"], tracking_number=data["tracking_number"]
         )
     except ExportError as e:
-        messages.error(request, str(e))
+        messages.error(request, f"Not shipped: {e}")
         return redirect(back)
     numbers = ", ".join(str(c.disc.number) for c in shipment.copies.select_related("disc").order_by("disc__number"))
     messages.success(

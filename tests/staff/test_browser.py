@@ -171,8 +171,8 @@ def test_a_batch_from_claim_to_delivery(live_server, alice, bob, sam, django_use
         assert "2 copies marked delivered" in flash(page)
 
         page.goto(live_server.url + "/staff/queue/exceptions/")
-        assert page.get_by_text("Subscriber has no mailing address").is_visible()
-        assert page.get_by_text("Returned undeliverable").first.is_visible()
+        assert page.locator("td.wide").get_by_text("Subscriber has no mailing address").is_visible()
+        assert page.locator("td.wide").get_by_text("Returned undeliverable: waiting for a new address").is_visible()
         shoot(page, "9-exceptions")
         page.goto(live_server.url + "/staff/dashboard/")
         assert page.get_by_role("heading", name="Operations").is_visible()

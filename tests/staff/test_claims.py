@@ -37,7 +37,9 @@ def test_a_batch_is_the_oldest_copies_that_can_be_mailed(client, alice, sam, dja
     assert all(c.claimed_by == sam and c.drive == "Drive A" for c in claimed)
     # The copies that wait for an address are on the exceptions tab, and only there.
     page = client.get(reverse("staff:step", args=["exceptions"])).content.decode()
-    assert page.count("Subscriber has no mailing address") == len(stuck)
+    assert "Subscriber has no mailing address" in page
+    for copy in stuck + ready:
+        assert (f'href="{reverse("staff:copy", args=[copy.pk])}"' in page) == (copy in stuck)
 
 
 @pytest.mark.django_db

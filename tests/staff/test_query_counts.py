@@ -59,10 +59,10 @@ def test_queue_and_dashboard_queries_do_not_grow_with_copies(client, alice, bob,
     large = {url: count(client, url) for url in [*URLS, reverse("staff:dashboard")]}
     assert small == large
     # Queue: session, user, the user's permissions (2: direct and via groups), the tab
-    # counts (2: per state, exceptions), the page's count and its rows; the exceptions
-    # tab adds the failed builds.
-    assert large[URLS[0]] == 8
-    assert large[URLS[-1]] == 9
+    # counts (3: per state, exception copies, failed builds), the page's count and its
+    # rows; the exceptions tab adds the list of failed builds.
+    assert large[URLS[0]] == 9
+    assert large[URLS[-1]] == 10
     # Dashboard: session, user, permissions (2), copies per state, oldest waiting copy,
     # throughput, failure rates per drive and per batch, disc counts, failed builds,
     # flagged items, backlog (2), oldest pending change, worker heartbeats.

@@ -6,12 +6,14 @@ import os
 import random
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from PIL import Image
 from tqdm import tqdm
 
 from exporter import library
+from exporter.management.commands._demo_queue import load_demo_queue
 from exporter.media import Medium
 from exporter.models import Subscription
 
@@ -65,7 +67,10 @@ class Command(BaseCommand):
                 DEMO_USER, "demo@example.com", DEMO_PASSWORD, first_name="Dana", last_name="Demo"
             )
             Subscription.objects.create(user=demo, medium=Medium.CD)
-            User.objects.create_user(STAFF_USER, "staff@example.com", STAFF_PASSWORD, is_staff=True)
+            staff = User.objects.create_user(STAFF_USER, "staff@example.com", STAFF_PASSWORD, is_staff=True)
+            staff.user_permissions.add(Permission.objects.get(codename="change_disccopy"))
+        copies = load_demo_queue(staff)
+        self.stdout.write(f"staff queue: {copies} demo copies at every step")
         rng = random.Random(2024)
         albums = [library.ensure_album_path(demo, path) for path in ALBUMS]
         start = dt.datetime(2024, 3, 1, 9, 0)
