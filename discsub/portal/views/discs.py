@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -77,6 +79,7 @@ def manifest_page(request: HttpRequest, public_id) -> HttpResponse:
     document = disc_manifest.manifest_document(disc)
     page = Paginator(document["files"], MANIFEST_PAGE_SIZE).get_page(request.GET.get("page"))
     changes = document["changes"]
+    captured = document["disc"]["captured"]
     return render(
         request,
         "portal/manifest.html",
@@ -88,6 +91,8 @@ def manifest_page(request: HttpRequest, public_id) -> HttpResponse:
             "deleted": changes["deleted"],
             "held_back": document["held_back"],
             "total_bytes": sum(f["size"] for f in document["files"]),
+            "taken_first": _instant(captured["first"]),
+            "taken_last": _instant(captured["last"]),
         },
     )
 
@@ -124,6 +129,10 @@ def report_problem(request: HttpRequest, public_id, copy_id) -> HttpResponse:
     else:
         messages.success(request, f"Thank you. A new copy of disc {disc.number} is queued; we will mail it soon.")
     return redirect("disc", public_id=disc.public_id)
+
+
+def _instant(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
 
 
 def _plain(message: str, copy: DiscCopy) -> str:
