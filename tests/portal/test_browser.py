@@ -8,6 +8,7 @@ import hashlib
 import os
 
 import pytest
+from django.db import connections
 
 from exporter import jobs
 from exporter.models import CopyStatus, Disc, DiscCopy, Subscription
@@ -154,6 +155,10 @@ def test_a_subscriber_from_upload_to_replacement(live_server, alice, sam, tmp_pa
         page.goto(f"{url}/account/reset/")
         shoot(page, "15-password-reset")
         context.close()
+        # Queries made while Playwright's loop runs use a connection of their
+        # own (Django's per-context connections); close it, or PostgreSQL
+        # cannot drop the test database at the end of the run.
+        connections.close_all()
 
     assert sorted(DiscCopy.objects.filter(disc=disc).values_list("status", flat=True)) == [
         CopyStatus.DAMAGED,

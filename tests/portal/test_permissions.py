@@ -122,7 +122,18 @@ CASES = [
         needs_subscription=True,
     ),
     Case("password change", "get", lambda w: reverse("password_change"), 200, names_object=False),
+    Case(
+        "password change (post)",
+        "post",
+        lambda w: reverse("password_change"),
+        200,  # the form again, with the wrong old password refused
+        lambda w: {"old_password": "wrong", "new_password1": "x-long-pass-9", "new_password2": "x-long-pass-9"},
+        names_object=False,
+    ),
+    Case("password changed", "get", lambda w: reverse("password_change_done"), 200, names_object=False),
 ]
+# Open to everyone, so outside the matrix: sign in, sign out and the
+# password reset pages (tests/portal/test_accounts.py).
 IDS = [c.name for c in CASES]
 POSTS = [c for c in CASES if c.method == "post"]
 
