@@ -14,6 +14,7 @@ the groups before it: the payload, the sidecars, the manifest, the README
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -44,9 +45,38 @@ def _staged_opener(path: Path):
     return lambda: open(path, "rb")
 
 
+class _Range(io.RawIOBase):
+    """``size`` bytes of a stored file from ``offset``: a part of a split file."""
+
+    def __init__(self, storage_name: str, offset: int, size: int):
+        self._fh = default_storage.open(storage_name, "rb")
+        self._fh.seek(offset)
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        data = self._fh.read(min(len(buffer), self._left))
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _range_opener(storage_name: str, offset: int, size: int):
+    return lambda: _Range(storage_name, offset, size)
+
+
 def source_of(entry: DiscEntry) -> Source:
-    """The bytes of a FILE entry in storage."""
-    return Source(entry.version.storage_name, 0, entry.size, entry.sha256, entry.item_id)
+    """The bytes of a FILE entry in storage (of its part, for a split file)."""
+    offset = entry.metadata["part"]["offset"] if "part" in entry.metadata else 0
+    return Source(entry.version.storage_name, offset, entry.size, entry.sha256, entry.item_id)
 
 
 def sources(entries: Sequence[DiscEntry]) -> list[Source]:
@@ -63,18 +93,30 @@ def payload_files(entries: Sequence[DiscEntry], staged: Mapping[Source, Path] | 
             continue
         name = entry.version.storage_name
         local = staged.get(source_of(entry)) if staged else None
+        part = entry.metadata.get("part")
+        if part:
+            # One file, in the first album: the joined file goes to every album on restore.
+            paths, opener = (part["path"],), _range_opener(name, part["offset"], entry.size)
+            local_path = None  # par2 gets a copy of the part
+        else:
+            paths, opener, local_path = tuple(entry.paths), _opener(name), _local_path(name)
         files.append(
             DiscFile(
-                path=entry.paths[0],
-                links=tuple(entry.paths[1:]),
+                path=paths[0],
+                links=paths[1:],
                 size=entry.size,
                 sha256=entry.sha256,
-                open=_staged_opener(local) if local else _opener(name),
+                open=_staged_opener(local) if local else opener,
                 item_id=entry.item_id,
-                local_path=str(local) if local else _local_path(name),
+                local_path=str(local) if local else local_path,
             )
         )
     return files
+
+
+def _describes(entry: DiscEntry) -> bool:
+    """A part of a split file gets its sidecar on the disc that completes it."""
+    return "part" not in entry.metadata or entry.metadata["part"]["completes"]
 
 
 def sidecar_files(entries: Sequence[DiscEntry], before: Sequence[DiscFile]) -> tuple[list[DiscFile], dict[int, list]]:
@@ -82,7 +124,7 @@ def sidecar_files(entries: Sequence[DiscEntry], before: Sequence[DiscFile]) -> t
     entry (a metadata-only edit ships its sidecar without the bytes).
     Returns the files and ``item id -> sidecar paths``."""
     described = sorted(
-        (e for e in entries if not e.held_back and e.kind != EntryKind.DELETION and e.paths),
+        (e for e in entries if not e.held_back and e.kind != EntryKind.DELETION and e.paths and _describes(e)),
         key=lambda e: e.paths[0],
     )
     taken = [p for f in before for p in f.all_paths]

@@ -71,9 +71,11 @@ class Place:
     original_name: str
     albums: list
     deleted: bool = False
+    # A file split across discs: [disc, path] of each part, in order.
+    parts: list | None = None
 
     def as_catalog(self) -> dict[str, Any]:
-        return {
+        record = {
             "albums": self.albums,
             "deleted": self.deleted,
             "disc": self.disc,
@@ -81,10 +83,24 @@ class Place:
             "path": self.path,
             "version": self.version,
         }
+        if self.parts:
+            record["parts"] = self.parts
+        return record
+
+
+def split_parts(number: int, part: Mapping[str, Any]) -> list[list]:
+    """[disc, path] of every part of a split file, as the disc ``number``
+    holding ``part`` knows them (the discs after it are not planned yet)."""
+    where = {n: [disc, path] for disc, path, n in part["earlier"]}
+    where[part["number"]] = [number, part["path"]]
+    return [where.get(n, [None, None]) for n in range(1, part["count"] + 1)]
 
 
 def _apply(places: dict[int, Place], item_id: int, number: int, kind: str, paths: list, metadata: dict) -> None:
     place = places.get(item_id)
+    part = metadata.get("part")
+    if part and not part["completes"]:
+        return  # the item's change comes with the part that completes the file
     if kind == EntryKind.FILE:
         places[item_id] = Place(
             item=metadata["item"],
@@ -93,6 +109,7 @@ def _apply(places: dict[int, Place], item_id: int, number: int, kind: str, paths
             path=paths[0] if paths else None,
             original_name=metadata["original_name"],
             albums=metadata["albums"],
+            parts=split_parts(number, part) if part else None,
         )
         return
     if place is None:
@@ -169,10 +186,14 @@ def describe(
     before the manifest (a thumbnail is named only when it is there)."""
     carried = sorted((e for e in entries if not e.held_back), key=lambda e: (e.metadata["item"], e.kind))
     places = series_before(disc)
-    files, added, new_versions, edited, deleted = [], [], [], [], []
+    files, added, new_versions, edited, deleted, parts = [], [], [], [], [], []
     for entry in carried:
         meta, before = entry.metadata, places.get(entry.item_id)
-        if entry.kind == EntryKind.FILE:
+        if "part" in meta:
+            parts.append(_part_record(disc, entry, sidecars, before))
+            if meta["part"]["completes"]:
+                _count_file(meta, before, added, new_versions)
+        elif entry.kind == EntryKind.FILE:
             replaced = before is not None and before.disc is not None
             thumbnail = thumbnail_path(meta["item"], meta["version"])
             files.append(
@@ -221,6 +242,7 @@ def describe(
             )
         _apply(places, entry.item_id, disc.number, entry.kind, list(entry.paths), meta)
     files.sort(key=lambda f: f["path"])
+    parts.sort(key=lambda f: f["part"]["path"])
     held = sorted(
         (
             {"item": e.metadata.get("item"), "original_name": e.metadata.get("original_name"), "reason": e.held_reason}
@@ -229,7 +251,7 @@ def describe(
         ),
         key=lambda h: h["item"],
     )
-    return {
+    document = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "disc": disc_description(disc, carried),
@@ -237,6 +259,48 @@ def describe(
         "changes": {"added": added, "new_version": new_versions, "edited": edited, "deleted": deleted},
         "held_back": held,
         "catalog": {place.item: place.as_catalog() for place in places.values()},
+    }
+    if parts:  # only on discs that hold parts: other manifests stay as they were
+        document["parts"] = parts
+    return document
+
+
+def _count_file(meta: Mapping[str, Any], before: Place | None, added: list, new_versions: list) -> None:
+    if before is not None and before.disc is not None:
+        new_versions.append(
+            {
+                "item": meta["item"],
+                "version": meta["version"],
+                "previous_disc": before.disc,
+                "previous_version": before.version,
+            }
+        )
+    else:
+        added.append(meta["item"])
+
+
+def _part_record(
+    disc: Disc, entry: DiscEntry, sidecars: Mapping[int, Sequence[str]], before: Place | None
+) -> dict[str, Any]:
+    """A ``parts`` record: this disc's part of a split file, and how to join it."""
+    meta, part = entry.metadata, entry.metadata["part"]
+    where = split_parts(disc.number, part)
+    replaced = before is not None and before.disc is not None
+    return {
+        **{k: meta[k] for k in _SNAPSHOT_KEYS},
+        "path": entry.paths[0],  # where the joined file belongs (not on this disc)
+        "links": list(entry.paths[1:]),
+        **_sidecar_fields(sidecars.get(entry.item_id, ()) if part["completes"] else ()),
+        "size": part["whole_size"],
+        "sha256": part["whole_sha256"],
+        "completes": part["completes"],
+        "change": ("new_version" if replaced else "added") if part["completes"] else None,
+        "previous_disc": before.disc if replaced and part["completes"] else None,
+        "part": {k: part[k] for k in ("number", "count", "path", "offset", "size", "sha256")},
+        "parts": [
+            {"number": n, "offset": offset, "size": size, "sha256": sha256, "disc": d, "path": p}
+            for n, ((offset, size, sha256), (d, p)) in enumerate(zip(part["layout"], where, strict=True), start=1)
+        ],
     }
 
 

@@ -11,6 +11,7 @@ is measured exactly before the disc is committed.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from exporter import contents, iso, names, par2
+from exporter import contents, iso, names, par2, splitting
 from exporter.media import CAPACITY_SECTORS, sectors_for
 from exporter.models import (
     Album,
@@ -63,6 +64,8 @@ class _Candidate:
     version: ItemVersion | None
     estimate: int = 0
     album_paths: list[tuple[str, ...]] = field(default_factory=list)
+    # A part of a file too large for the medium (exporter.splitting).
+    part: dict | None = None
 
 
 def _album_paths(owner: AbstractBaseUser) -> dict[int, tuple[str, ...]]:
@@ -121,7 +124,7 @@ def _estimate(candidate: _Candidate, percent: int = 0, block: int = 0) -> int:
     recovery data at ``percent`` % in blocks of at most ``block`` sectors."""
     paths = max(len(candidate.album_paths), 1)
     if candidate.kind == EntryKind.FILE:
-        sectors = sectors_for(candidate.version.size)
+        sectors = sectors_for(candidate.part["size"] if candidate.part else candidate.version.size)
         estimate = sectors + FILE_OVERHEAD_SECTORS + (paths - 1) * LINK_OVERHEAD_SECTORS
         # par2 protects every path (hard links too) in whole blocks (half a
         # block more, on average) and a sidecar per path (a whole block).
@@ -152,6 +155,42 @@ def _flag_too_large(item: MediaItem, version: ItemVersion, capacity: int, medium
         )
 
 
+def _make_part(candidate: _Candidate, capacity: int, medium: str, splits: dict) -> bool:
+    """Make ``candidate`` the next part of its file, split across discs."""
+    item, version = candidate.item, candidate.version
+    if ("size", medium) not in splits:
+        # Room for the disc's own files, the series catalog (about 200 bytes
+        # an item) and 0.5 % to spare: a later part must fit as well as the first.
+        catalog = -(-MediaItem.objects.filter(owner_id=item.owner_id).count() * 256 // 2048)
+        reserve = BASE_OVERHEAD_SECTORS + catalog + capacity // 200
+        splits["size", medium] = splitting.part_bytes(capacity, recovery_percent(medium), reserve)
+    if splits["size", medium] <= 0:
+        _flag_too_large(item, version, capacity, medium)
+        return False
+    candidate.part = splitting.next_part(version, splits["size", medium])
+    return candidate.part is not None
+
+
+def _hash_part(candidate: _Candidate, splits: dict) -> bool:
+    """Fill in the sha256 of every part (one read of the stored file, when
+    its first part is chosen); a missing or altered source is flagged."""
+    part, version = candidate.part, candidate.version
+    if part["sha256"] is not None:
+        return True
+    if version.pk not in splits:
+        try:
+            splits[version.pk] = splitting.hash_parts(version, part["layout"])
+        except splitting.SplitSourceError as exc:
+            kind = ItemIssue.Kind.MISSING_OBJECT if exc.missing else ItemIssue.Kind.CHECKSUM_MISMATCH
+            ItemIssue.objects.create(item=candidate.item, version=version, kind=kind, message=str(exc))
+            return False
+        except Exception as exc:  # storage is down: try again at the next plan, nothing else waits
+            log.warning("cannot read %s to split it: %s", version.storage_name, exc)
+            return False
+    candidate.part = splitting.with_hashes(part, splits[version.pk])
+    return True
+
+
 def recovery_percent(medium: str) -> int:
     """The PAR2 redundancy a disc of ``medium`` planned now gets."""
     return int(getattr(settings, "DISCSUB_PAR2_REDUNDANCY", {}).get(medium, 0))
@@ -173,10 +212,12 @@ def _recovery_block(chosen: list[_Candidate]) -> int:
     return max(1, sum(s.block_size * len(s.files) for s in plan.sets) // len(plan.files) // 2048)
 
 
-def _select(owner, medium: str, capacity: int, album_paths, block: int) -> tuple[list[_Candidate], list[int], bool]:
+def _select(
+    owner, medium: str, capacity: int, album_paths, block: int, splits: dict
+) -> tuple[list[_Candidate], list[int], bool]:
     """Choose candidates oldest first; ``block`` is the par2 block size (in
-    sectors) to estimate the recovery data with.  Returns (chosen, absorbed
-    item ids, full)."""
+    sectors) to estimate the recovery data with; ``splits`` caches what
+    splitting a file cost.  Returns (chosen, absorbed item ids, full)."""
     budget = capacity - BASE_OVERHEAD_SECTORS
     percent = recovery_percent(medium)
     used = 0
@@ -185,7 +226,12 @@ def _select(owner, medium: str, capacity: int, album_paths, block: int) -> tuple
     seen: set[int] = set()
     full = False
     passed_over = 0
-    for chunk in _pending_chunks(owner):
+    chunks: Iterator[list[tuple[int, int]]] = _pending_chunks(owner)
+    resume = splitting.in_progress(owner.pk)
+    if resume is not None:
+        # The next part of a split file goes first: parts land on consecutive discs.
+        chunks = itertools.chain([[(0, resume)]], chunks)
+    for chunk in chunks:
         fresh = list(dict.fromkeys(item_id for _, item_id in chunk if item_id not in seen))
         seen.update(fresh)
         # Lock the items: a library change to one of them waits until this
@@ -218,11 +264,16 @@ def _select(owner, medium: str, capacity: int, album_paths, block: int) -> tuple
             candidate = _Candidate(item=item, kind=kind, version=version, album_paths=paths)
             candidate.estimate = _estimate(candidate, percent, block)
             if candidate.estimate > budget:
-                _flag_too_large(item, version, capacity, medium)
-                continue
+                if kind != EntryKind.FILE or not _make_part(candidate, capacity, medium, splits):
+                    continue
+                candidate.estimate = _estimate(candidate, percent, block)
             if used + candidate.estimate <= budget:
+                if candidate.part and not _hash_part(candidate, splits):
+                    continue
                 chosen.append(candidate)
                 used += candidate.estimate
+                # A part (but the last) fills its disc.
+                full = full or bool(candidate.part and candidate.part["number"] < candidate.part["count"])
             else:
                 full = True
                 passed_over += 1
@@ -258,6 +309,10 @@ def _entries(disc: Disc, chosen: list[_Candidate], kinds: dict[int, list[str]]) 
     for candidate in chosen:
         item, version = candidate.item, candidate.version
         is_file = candidate.kind == EntryKind.FILE
+        part = candidate.part
+        metadata = snapshot(item, version, candidate.album_paths)
+        if part:
+            metadata["part"] = dict(part)
         entries.append(
             DiscEntry(
                 disc=disc,
@@ -265,11 +320,12 @@ def _entries(disc: Disc, chosen: list[_Candidate], kinds: dict[int, list[str]]) 
                 kind=candidate.kind,
                 version=version if is_file else None,
                 previous_version_number=item.planned_version_number,
-                metadata=snapshot(item, version, candidate.album_paths),
+                metadata=metadata,
                 metadata_revision=item.metadata_revision,
-                change_kinds=kinds.get(item.pk, []),
-                size=version.size if is_file else 0,
-                sha256=version.sha256 if is_file else "",
+                # A part carries the item's changes only if it completes the file.
+                change_kinds=kinds.get(item.pk, []) if not part or part["completes"] else [],
+                size=(part["size"] if part else version.size) if is_file else 0,
+                sha256=(part["sha256"] if part else version.sha256) if is_file else "",
             )
         )
     _assign_paths(entries)
@@ -287,11 +343,18 @@ def _assign_paths(entries: list[DiscEntry]) -> None:
             requests.append(
                 names.NameRequest(key=(index, album_index), folders=tuple(folder), name=entry.metadata["original_name"])
             )
+        if "part" in entry.metadata:
+            # The part's own file, in the first album; the paths above are
+            # where the joined file belongs (and its sidecar goes).
+            name = splitting.part_name(entry.metadata["original_name"], entry.metadata["part"]["number"])
+            requests.append(names.NameRequest(key=(index, -1), folders=tuple(folders[0]), name=name))
     assigned = names.assign_disc_paths(requests)
     for index, entry in enumerate(entries):
         if entry.kind != EntryKind.DELETION:
             count = len(entry.metadata["albums"]) or 1
             entry.paths = [assigned[(index, i)] for i in range(count)]
+        if "part" in entry.metadata:
+            entry.metadata["part"]["path"] = assigned[(index, -1)]
 
 
 def volume_id_for(owner_id: int, number: int) -> str:
@@ -325,10 +388,11 @@ def plan_next_disc(
         # and a second choice with the block size the first one implies
         # packs the disc closer.
         block = -(-capacity // par2.TARGET_SOURCE_BLOCKS)
-        chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block)
+        splits: dict = {}
+        chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits)
         if chosen and recovery_percent(medium) and _recovery_block(chosen) < block * 0.9:
             block = _recovery_block(chosen)
-            chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block)
+            chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits)
         disc = None
         if chosen and (full or allow_partial):
             disc = _fix_disc(owner, cursor, medium, capacity, chosen, now)
@@ -379,13 +443,17 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
         if not chosen:
             log.warning("nothing fits on %s disc %s of %s", medium, number, owner)
             return None
-    carried_ids = [c.item.pk for c in chosen]
+    # Exactly once: a part that does not complete its file carries no change
+    # (the item's changes stay pending until the disc that completes it).
+    resolving = [c for c in chosen if not c.part or c.part["completes"]]
+    carried_ids = [c.item.pk for c in resolving]
     disc.planned_sectors = sectors
     disc.save()
     DiscEntry.objects.bulk_create(entries)
     updated = Change.objects.filter(owner=owner, item_id__in=carried_ids, resolution=Resolution.PENDING).update(
         resolution=Resolution.CARRIED, disc=disc, resolved_at=now
     )
+    seqs = [seq for c in resolving for _, seq in pending[c.item.pk]]
     if updated != len(seqs):
         # Under the cursor and item locks this cannot happen; if it does, the
         # transaction is rolled back and nothing is planned.
@@ -393,7 +461,7 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
     # Three statements whatever the disc holds (the items are locked, so
     # their current version and metadata revision are what was planned).
     by_kind = defaultdict(list)
-    for candidate in chosen:
+    for candidate in resolving:
         by_kind[candidate.kind].append(candidate.item.pk)
     version_number = ItemVersion.objects.filter(pk=OuterRef("current_version_id")).values("number")[:1]
     MediaItem.objects.filter(pk__in=by_kind[EntryKind.FILE]).update(

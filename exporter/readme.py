@@ -9,6 +9,7 @@ macOS and Linux.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -35,6 +36,37 @@ def _par2_indexes(present: Collection[str]) -> list[str]:
     return sorted(
         p for p in present if p.startswith("recovery/") and p.endswith(".par2") and not _PAR2_VOLUME.search(p)
     )
+
+
+def _base(path: str | None) -> str:
+    return (path or "").rsplit("/", 1)[-1]
+
+
+def _split_files(document: Mapping[str, Any]) -> list[dict]:
+    """What README.txt says about each part of a split file on the disc:
+    where the other parts are and, on the disc that completes the file, the
+    exact commands that join it."""
+    described = []
+    for record in document.get("parts", []):
+        part, parts = record["part"], record["parts"]
+        names = [_base(p["path"]) for p in parts]
+        joined = _base(record["path"])
+        described.append(
+            {
+                "name": _one_line(record["original_name"]),
+                "number": part["number"],
+                "count": part["count"],
+                "path": part["path"],
+                "completes": record["completes"],
+                "where": [(p["number"], p["disc"], p["path"]) for p in parts],
+                "windows": "copy /b " + " + ".join(f'"{n}"' for n in names) + f' "{joined}"',
+                "unix": "cat " + " ".join(shlex.quote(n) for n in names) + f" > {shlex.quote(joined)}",
+                "joined": joined,
+                "sha256": record["sha256"],
+                "size": record["size"],
+            }
+        )
+    return described
 
 
 def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
@@ -71,6 +103,7 @@ def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
         "example": example,
         "example_windows": example.replace("/", "\\"),
         "example_manifest": example_manifest,
+        "split": _split_files(document),
     }
     text = render_to_string(TEMPLATE, context)
     text = re.sub(r"\n{3,}", "\n\n", text.replace("\r\n", "\n")).strip("\n") + "\n"

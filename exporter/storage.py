@@ -113,7 +113,8 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _missing(exc: BaseException) -> bool:
+def is_missing(exc: BaseException) -> bool:
+    """True when ``exc`` says the object does not exist."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         code = str(response.get("Error", {}).get("Code", ""))
@@ -121,8 +122,8 @@ def _missing(exc: BaseException) -> bool:
     return isinstance(exc, FileNotFoundError)
 
 
-def _open_range(storage: Storage, source: Source) -> Iterable[bytes]:
-    """The source's bytes, in chunks, as storage sends them."""
+def read_range(storage: Storage, source: Source) -> Iterable[bytes]:
+    """The source's bytes, in chunks, as storage sends them (unchecked)."""
     if _is_s3(storage):
         client = storage.connection.meta.client
         request = {"Bucket": storage.bucket_name, "Key": _s3_key(storage, source.storage_name)}
@@ -146,7 +147,7 @@ def _fetch(storage: Storage, source: Source, dest: Path) -> None:
     """One attempt: ``dest`` gets the source's bytes, or this raises."""
     digest, size = hashlib.sha256(), 0
     with open(dest, "wb") as out:
-        for chunk in _open_range(storage, source):
+        for chunk in read_range(storage, source):
             size += len(chunk)
             if size > source.size:
                 break
@@ -180,7 +181,7 @@ def _stage_one(storage: Storage, source: Source, dest: Path, attempts: int) -> t
                 continue
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise  # the data disk is full: the builder says so
-            if _missing(exc):
+            if is_missing(exc):
                 return ("missing", f"the stored object {source.storage_name} is missing")
             outcome = ("unavailable", f"{exc.__class__.__name__}: {exc}")
         log.info("staging %s, attempt %s of %s: %s", source.storage_name, attempt + 1, attempts, outcome[1])

@@ -315,7 +315,8 @@ def disc_files(entries: Sequence[DiscEntry]) -> list[DiscFile]:
     stored thumbnails, so measuring and writing see the same bytes."""
     files = [DiscFile.from_bytes(PLACEHOLDER_PATH, PLACEHOLDER_SVG)]
     for entry in entries:
-        if entry.kind != EntryKind.FILE or entry.held_back:
+        # A part of a split file (a video, in practice) gets no thumbnail.
+        if entry.kind != EntryKind.FILE or entry.held_back or "part" in entry.metadata:
             continue
         item, number = entry.metadata["item"], entry.metadata["version"]
         thumb = ensure_thumbnail(

@@ -19,6 +19,10 @@ is given, in disc order.
 - A newer version replaces the file; the older one is kept in
   FOLDER/Older versions/<album>/<name> (version 1 from disc 1).jpg
 - Metadata edits replace the sidecar and move the item to its new albums.
+- A file too large for one disc comes in parts (NAME.001, NAME.002 ...) on
+  consecutive discs: each part is checked, the parts are joined in order
+  and the joined file is checked against the whole file's sha256.  Give
+  every disc that holds a part; a missing one is named.
 - Deletions are only reported.  With --apply-deletions the item's files are
   moved to FOLDER/Deleted items/<the same path>.  Nothing is ever erased.
 - A missing disc ("disc 3 is missing") is reported and the rest restored;
@@ -386,6 +390,7 @@ class Disc:
         self.files = [f for f in (self._entry(e, "file") for e in _list(doc.get("files"))) if f]
         self.edited = [f for f in (self._entry(e, "edit") for e in _list(changes.get("edited"))) if f]
         self.deleted = [e for e in _list(changes.get("deleted")) if isinstance(e, dict) and _item_id(e.get("item"))]
+        self.parts = [p for p in (self._part(e) for e in _list(doc.get("parts"))) if p]
         self.catalog = _dict(doc.get("catalog"))
         for held in filter(lambda h: isinstance(h, dict), _list(doc.get("held_back"))):
             name, reason = held.get("original_name"), held.get("reason")
@@ -434,6 +439,26 @@ class Disc:
             self.problems.append(f"{where}: {sidecar}: not listed in manifest-sha256.txt: not restored")
         elif sidecar is not None:
             out["sidecar"] = {"disc": self.number, "path": sidecar, "sha256": self.bag[sidecar]}
+        return out
+
+    def _part(self, e: object) -> dict | None:
+        """A ``parts`` entry: one part of a file split across discs, checked."""
+        out, part, where = self._entry(e, "edit"), _dict(_dict(e).get("part")), f"disc {self.number}"
+        n, count, path, size = (part.get(k) for k in ("number", "count", "path", "size"))
+        digest, whole = str(part.get("sha256", "")).lower(), str(_dict(e).get("sha256", "")).lower()
+        if out is None:
+            return None
+        if not (all(isinstance(v, int) for v in (n, count, size, e.get("size"))) and 1 <= n <= count and size >= 0):
+            path = None  # reported below
+        if not (disc_path_ok(path) and out["paths"] and _HEX64.match(digest) and _HEX64.match(whole)):
+            self.problems.append(f"{where}: an unreadable part of a split file in manifest.json ({path!r}): skipped")
+            return None
+        if self.bag is not None and self.bag.get(path) != digest:
+            self.problems.append(f"{where}: {path}: manifest.json and manifest-sha256.txt disagree: skipped")
+            return None
+        discs = {str(p.get("number")): p.get("disc") for p in _list(e.get("parts")) if isinstance(p, dict)}
+        out.update(size=e["size"], sha256=whole, completes=e.get("completes") is True, number=n, count=count)
+        out.update(part={"disc": self.number, "path": path, "size": size, "sha256": digest}, discs=discs)
         return out
 
     def repair_hint(self) -> str | None:
@@ -640,13 +665,48 @@ def fold_disc(items: dict, disc: Disc, scope: set) -> set:
         rec["deleted"] = max(rec["deleted"], n)
         rec["name"] = rec["name"] or str(d.get("original_name") or "")
         refs.add(d.get("last_disc"))
-    scope.update(f["item"] for f in disc.files + disc.edited + disc.deleted)
+    for index, p in enumerate(disc.parts):
+        rec = items.setdefault(p["item"], _new_item([n, len(disc.files) + len(disc.edited) + index]))
+        split = rec.setdefault("split", {}).setdefault(str(p["version"]), {"parts": {}, "discs": {}})
+        split.update(count=p["count"], size=p["size"], sha256=p["sha256"], name=p["name"])
+        split["parts"][str(p["number"])] = p["part"]
+        split["discs"].update(p["discs"])
+        refs.update(p["discs"].values())
+        if p["completes"]:  # the disc that completes the file carries its change
+            _take_meta(rec, n, p, n)
+    scope.update(f["item"] for f in disc.files + disc.edited + disc.deleted + disc.parts)
     for item_id, info in disc.catalog.items():
         refs.add(_dict(info).get("disc"))
         rec, version = items.get(item_id), _dict(info).get("version")
         if rec is not None and isinstance(version, int) and version > rec["wanted"][0]:
             rec["wanted"] = [version, info["disc"]]
     return {r for r in refs if isinstance(r, int) and r > 0}
+
+
+def join_splits(items: dict, scope: set) -> None:
+    """A split file whose every part was given becomes a version of its item
+    (its bytes: the parts, in order); one that lacks parts says which."""
+    for rec in (items[item] for item in scope):
+        rec["split_missing"] = {}
+        for version, split in rec.get("split", {}).items():
+            numbers = [str(n) for n in range(1, split["count"] + 1)]
+            absent, parts = [n for n in numbers if n not in split["parts"]], list(map(split["parts"].get, numbers))
+            if not absent:
+                joined = [[p["disc"], p["path"], p["size"], p["sha256"]] for p in parts]
+                rec["versions"][version] = dict(split, disc=parts[-1]["disc"], path=None, parts=joined)
+                continue
+            where = ", ".join(
+                f"part {n}" + (f" on disc {split['discs'][n]}" if split["discs"].get(n) else "") for n in absent
+            )
+            rec["name"], rec["wanted"] = rec["name"] or split["name"], max(rec["wanted"], [int(version), 0])
+            rec["split_missing"][version] = (
+                f"{split['name']!r} is split across discs and {where} of {split['count']} not given"
+            )
+
+
+def _source(info: dict) -> tuple:
+    """Where a version's bytes are: (disc, path), or ("parts", [[disc, path, size, sha256], ...])."""
+    return ("parts", info["parts"]) if info.get("parts") else (info["disc"], info["path"])
 
 
 # --- where each file goes ------------------------------------------------------------------
@@ -748,7 +808,10 @@ def layout(items: dict, order: list, namer: Namer, apply_deletions: bool) -> tup
         rec, roles[item], problems[item], albums[item] = items[item], set(), [], []
         versions = {int(v): info for v, info in rec["versions"].items()}
         have, (wanted, wanted_disc) = max(versions, default=0), rec["wanted"]
-        if wanted > have and not rec["deleted"]:
+        split_missing = rec.get("split_missing", {}).get(str(wanted))
+        if wanted > have and not rec["deleted"] and split_missing:
+            problems[item].append(split_missing + (f"; version {have} restored" if have else ""))
+        elif wanted > have and not rec["deleted"]:
             got = f"version {have} restored" if have else "not restored"
             problems[item].append(
                 f"{rec['name']!r}: version {wanted} is on disc {wanted_disc or '?'}, which was not given; {got}"
@@ -766,16 +829,14 @@ def layout(items: dict, order: list, namer: Namer, apply_deletions: bool) -> tup
             role, rel = namer.place(item, "cur", [album, rec["name"]], parent, names)
             roles[item].add(role)
             albums[item].append((parent, rel))
-            wants.append(
-                Want(rel, item, current["sha256"], current["size"], "file", (current["disc"], current["path"]))
-            )
+            wants.append(Want(rel, item, current["sha256"], current["size"], "file", _source(current)))
         for number, info in sorted(versions.items()):
             if number != have:
                 (stem, ext), label = split_ext(info["name"]), f" (version {number} from disc {info['disc']})"
                 names = [stem + label + ext, portable(stem, 150) + label + ext]
                 role, rel = namer.place(item, "old", number, _join(OLDER, albums[item][0][0]), names)
                 roles[item].add(role)
-                wants.append(Want(rel, item, info["sha256"], info["size"], "file", (info["disc"], info["path"])))
+                wants.append(Want(rel, item, info["sha256"], info["size"], "file", _source(info)))
     for item in order:
         sidecar = items[item]["sidecar"]
         for parent, rel in albums[item] if sidecar else ():
@@ -965,6 +1026,8 @@ class Executor:
         return self._place(want, "linked", staged) or True
 
     def _from_disc(self, want: Want) -> bool:
+        if want.source[0] == "parts":
+            return self._from_parts(want)
         number, path = want.source
         for disc in self.discs.get(number, []):
             try:
@@ -980,6 +1043,31 @@ class Executor:
                 self.hinted.add(number)
                 self.report.problem(disc.repair_hint())
         return want.item in self.failed
+
+    def _from_parts(self, want: Want) -> bool:
+        """Join a split file, checking each part on the way (and, in _copy, the whole)."""
+        parts = want.source[1]
+        for index, number in ((i, p[0]) for i, p in enumerate(parts, start=1) if p[0] not in self.discs):
+            return self.fail(want.item, f"{want.rel}: part {index} is on disc {number}, which was not given") or True
+
+        def blocks():
+            for index, (number, path, size, digest) in enumerate(parts, start=1):
+                found, chunks = self.discs[number][0].source.chunks(path)
+                check, what = hashlib.sha256(), f"part {index} (disc {number}: {path})"
+                for block in chunks if found == size else ():
+                    check.update(block)
+                    yield block
+                if found != size or check.hexdigest() != digest:
+                    raise OSError(
+                        f"{what} is damaged ({found} bytes, sha256 {check.hexdigest()}; the manifest: {size}, {digest})"
+                    )
+
+        found = self._copy(want, blocks(), self._staging(), "restored")
+        return (
+            found is True
+            or self.fail(want.item, f"{want.rel}: joining its parts failed: {found}: not restored")
+            or True
+        )
 
     def _copy(self, want: Want, blocks, staged: str, how: str):
         """Copy ``blocks`` to ``staged`` checking the sha256, then put it in
@@ -1098,6 +1186,7 @@ def _restore(paths, into, apply_deletions, require_all, report) -> None:
     items, scope, refs = json.loads(json.dumps(state["items"])), set(), set()
     for number in sorted(discs):
         refs |= fold_disc(items, discs[number][0], scope)
+    join_splits(items, scope)
     known = set(discs) | {int(n) for n in state["discs"]}
     missing = [n for n in range(1, max(known | refs) + 1) if n not in known]
     for number in missing:

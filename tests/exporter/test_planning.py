@@ -140,15 +140,17 @@ def test_oldest_changes_go_first(alice):
     assert seqs == list(range(1, len(seqs) + 1))
 
 
-def test_a_file_larger_than_the_medium_is_refused_with_a_reason_and_holds_nothing_up(alice):
+def test_a_file_larger_than_the_medium_whose_bytes_cannot_be_read_to_split_is_flagged_and_holds_nothing_up(alice):
+    # Larger files are split across discs (tests/exporter/test_split_files.py);
+    # splitting reads the stored bytes, and these were never stored.
     huge = add_sized(alice, 800 * MB, name="long video.mp4")
     small = add_file(alice, "small.jpg")
     disc = plan_next_disc(alice, medium=Medium.CD, allow_partial=True)
     assert set(carried_kinds(disc)) == {small.pk}
     issue = ItemIssue.objects.get(item=huge)
-    assert issue.kind == ItemIssue.Kind.TOO_LARGE
-    assert "long video.mp4" in issue.message
-    # Still pending (for splitting later), flagged once only.
+    assert issue.kind == ItemIssue.Kind.MISSING_OBJECT
+    assert "is missing" in issue.message
+    # Still pending (it ships once staff resolve the issue), flagged once only.
     assert Change.objects.get(item=huge).resolution == Resolution.PENDING
     plan_next_disc(alice, medium=Medium.CD, allow_partial=True)
     assert ItemIssue.objects.filter(item=huge).count() == 1

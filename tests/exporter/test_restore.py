@@ -669,7 +669,8 @@ def test_the_tool_is_python_38_and_standard_library_only():
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
     for newer in ("removeprefix", "removesuffix", "zoneinfo", "tomllib", "datetime.UTC"):
         assert newer not in source
-    assert len(source.splitlines()) < 1200  # one readable file: it travels alone
+    # One readable file: it travels alone (1,250: joining files split across discs came in issue #4).
+    assert len(source.splitlines()) < 1250
 
 
 @pytest.mark.parametrize("interpreter", ["python3", "python3.8"])

@@ -1,0 +1,175 @@
+"""Files larger than the medium: split into parts across consecutive discs,
+joined and verified by the on-disc restore tool (and by hand, as README.txt says)."""
+
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from exporter import build, jobs, library, splitting
+from exporter.media import CAPACITY_SECTORS, sectors_for
+from exporter.models import Change, DiscEntry, DiscStatus, ItemIssue, Resolution
+from exporter.planning import plan_next_disc
+from tests.factories import add_file, jpeg_bytes
+from tests.tools import require_tool
+
+pytestmark = pytest.mark.django_db
+
+CD_BYTES = CAPACITY_SECTORS["cd"] * 2048
+BIG = CD_BYTES * 3 // 2  # 1.5 CDs: two parts
+
+
+class PseudoRandom:
+    """A deterministic stream of ``size`` bytes (never all in memory)."""
+
+    def __init__(self, size: int, seed: int = 7):
+        self.left, self.random, self.digest = size, random.Random(seed), hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.random.randbytes(n)
+        self.left -= n
+        self.digest.update(data)
+        return data
+
+
+def add_big(owner, size=BIG, name="Holiday film.MOV", albums=()):
+    stream = PseudoRandom(size)
+    item = library.add_item(owner, stream, name, albums=albums)
+    return item, stream.digest.hexdigest()
+
+
+def test_a_part_and_its_recovery_data_fill_an_empty_cd():
+    reserve = 2400
+    size = splitting.part_bytes(CAPACITY_SECTORS["cd"], 10, reserve)
+    assert size % 2048 == 0
+    # About 10 % less than the disc, for the recovery data; one sector more no longer fits.
+    assert 0.88 * CD_BYTES < size < 0.92 * CD_BYTES
+    assert splitting.part_bytes(CAPACITY_SECTORS["cd"], 0, reserve) == (CAPACITY_SECTORS["cd"] - reserve) * 2048
+    assert splitting.layout(16384 + 2053, 4 * 2048) == [[0, 8192, None], [8192, 8192, None], [16384, 2053, None]]
+
+
+@pytest.mark.slow
+def test_an_oversize_file_is_planned_in_parts_that_each_fit_a_cd(alice, settings):
+    # With the default 10 % of recovery data: the planner measures every image.
+    album = library.ensure_album_path(alice, ["Videos"])
+    before = add_file(alice, "before.jpg", jpeg_bytes(), albums=[album])
+    big, _ = add_big(alice, albums=[album])
+    after = add_file(alice, "after.jpg", jpeg_bytes(color=(1, 2, 3)), albums=[album])
+
+    first = plan_next_disc(alice, medium="cd")  # a disc holding a part is full
+    second = plan_next_disc(alice, medium="cd", allow_partial=True)
+
+    assert first is not None and second is not None
+    for disc in (first, second):
+        assert disc.planned_sectors <= CAPACITY_SECTORS["cd"]
+    # The first part nearly fills disc 1 (its recovery data takes the rest):
+    assert first.planned_sectors > 0.99 * CAPACITY_SECTORS["cd"]
+    one = {e.item_id: e for e in DiscEntry.objects.filter(disc=first)}
+    two = {e.item_id: e for e in DiscEntry.objects.filter(disc=second)}
+    # Nothing else waited for the big file: the small ones share disc 1 with its first part.
+    assert set(one) == {before.pk, big.pk, after.pk}
+    assert set(two) == {big.pk}
+    assert (one[big.pk].metadata["part"]["number"], two[big.pk].metadata["part"]["number"]) == (1, 2)
+    assert one[big.pk].size + two[big.pk].size == BIG
+    assert sectors_for(one[big.pk].size) <= CAPACITY_SECTORS["cd"]
+    # Exactly once: the big file's change is carried by the disc that completes it.
+    assert list(Change.objects.filter(item=big).values_list("resolution", "disc")) == [
+        (Resolution.CARRIED, second.pk)
+    ]
+    assert one[big.pk].change_kinds == [] and two[big.pk].change_kinds == ["added"]
+    assert not ItemIssue.objects.exists()
+    # Nothing more to plan.
+    assert plan_next_disc(alice, medium="cd", allow_partial=True) is None
+
+
+@pytest.mark.slow
+def test_an_oversize_file_is_built_to_cd_images_and_restored_by_the_tool_on_the_disc(alice, settings, tmp_path):
+    seven = require_tool("7z", "p7zip-full")
+    settings.DISCSUB_PAR2_REDUNDANCY = {"cd": 0}  # par2 over 1 GB is tested elsewhere; time matters here
+    album = library.ensure_album_path(alice, ["Videos", "2024"])
+    photo = add_file(alice, "IMG_0001.JPG", jpeg_bytes(), albums=[album])
+    big, sha256 = add_big(alice, albums=[album])
+
+    discs = jobs.plan_discs_for(alice.pk, allow_partial=True, medium="cd")
+    assert [d.number for d in discs] == [1, 2]
+    built = [build.build_disc(d.pk) for d in discs]
+    assert [d.status for d in built] == [DiscStatus.VERIFIED] * 2, [d.last_error for d in built]
+    for disc in built:
+        assert disc.image_size == disc.planned_sectors * 2048 <= CD_BYTES
+    images = [build.image_path(d) for d in built]
+
+    # The manifests: disc 1 holds part 1 (no change), disc 2 completes the file.
+    folders = []
+    for n, image in enumerate(images, start=1):
+        out = subprocess.run([seven, "x", "-y", f"-o{tmp_path / f'disc{n}'}", str(image)], capture_output=True)
+        assert out.returncode == 0, out.stderr
+        folders.append(tmp_path / f"disc{n}")
+    first, second = (json.loads((f / "manifest.json").read_text()) for f in folders)
+    item = str(big.public_id)
+    assert [p["part"]["number"] for p in first["parts"]] == [1]
+    assert first["parts"][0]["completes"] is False and item not in first["changes"]["added"]
+    assert item not in first["catalog"]
+    assert second["parts"][0]["completes"] is True and item in second["changes"]["added"]
+    assert second["parts"][0]["sha256"] == sha256
+    part_paths = ["data/Videos/2024/Holiday film.MOV.001", "data/Videos/2024/Holiday film.MOV.002"]
+    assert second["catalog"][item]["parts"] == [[1, part_paths[0]], [2, part_paths[1]]]
+    assert second["catalog"][item]["path"] == "data/Videos/2024/Holiday film.MOV"
+    assert (folders[1] / "data/Videos/2024/Holiday film.MOV.xmp").exists()  # the sidecar, for the joined name
+
+    # By hand, as disc 2's README says: copy the parts into one folder and join them.
+    readme = (folders[1] / "README.txt").read_text(encoding="utf-8-sig")
+    assert 'copy /b "Holiday film.MOV.001" + "Holiday film.MOV.002" "Holiday film.MOV"' in readme
+    command = next(line.strip() for line in readme.splitlines() if line.strip().startswith("cat "))
+    joined = tmp_path / "by-hand"
+    joined.mkdir()
+    for folder, path in zip(folders, part_paths, strict=True):
+        shutil.move(folder / path, joined / path.rsplit("/", 1)[-1])
+    subprocess.run(command, shell=True, cwd=joined, check=True)
+    assert _sha256(joined / "Holiday film.MOV") == sha256
+    assert sha256 in readme
+    shutil.rmtree(joined)
+
+    # With the restore tool of the newest disc, from the two images, in any order.
+    tool = folders[1] / "restore.py"
+    into = tmp_path / "restored"
+    done = subprocess.run(
+        [sys.executable, str(tool), "--into", str(into), str(images[1]), str(images[0])],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: every file verified" in done.stdout
+    assert _sha256(into / "Videos" / "2024" / "Holiday film.MOV") == sha256
+    assert (into / "Videos" / "2024" / "Holiday film.MOV.xmp").exists()
+    assert (into / "Videos" / "2024" / "IMG_0001.JPG").read_bytes() == _stored(photo)
+    assert not list(into.rglob("*.001"))  # the parts themselves are not restored
+
+    # Without disc 1, the tool says which part is missing and restores the rest.
+    partial = subprocess.run(
+        [sys.executable, str(tool), "--into", str(tmp_path / "partial"), str(images[1])],
+        capture_output=True,
+        text=True,
+    )
+    assert partial.returncode == 1
+    assert "is split across discs and part 1 on disc 1 of 2 not given" in partial.stdout
+    assert not (tmp_path / "partial" / "Videos" / "2024" / "Holiday film.MOV").exists()
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stored(item) -> bytes:
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(item.current_version.storage_name, "rb") as fh:
+        return fh.read()
