@@ -11,13 +11,32 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.core.cache import cache
+
 from exporter import contents, manifest
-from exporter.models import Disc, DiscEntry
+from exporter.models import Disc, DiscEntry, DiscStatus
+
+# Making the manifest again takes about 1 ms per file (2 s for 2,000 files
+# here), so a verified disc's, which never changes, is kept in the cache.
+CACHE_SECONDS = 24 * 3600
 
 
 def manifest_bytes(disc: Disc) -> bytes:
-    """The disc's ``manifest.json``, byte for byte.  Queries: the entries and
-    the series before the disc (two, whatever the disc holds)."""
+    """The disc's ``manifest.json``, byte for byte.  Queries: the entries, the
+    series before the disc and the owner (three, whatever the disc holds);
+    none for a verified disc already in the cache.  Until a disc is verified
+    its manifest may still change (an item held back during the build)."""
+    if disc.status != DiscStatus.VERIFIED:
+        return _make(disc)
+    key = f"discsub:manifest:{disc.public_id}:{disc.image_sha256}"
+    data = cache.get(key)
+    if data is None:
+        data = _make(disc)
+        cache.set(key, data, CACHE_SECONDS)
+    return data
+
+
+def _make(disc: Disc) -> bytes:
     entries = list(DiscEntry.objects.filter(disc=disc).select_related("version").order_by("id"))
     # Recovery files come after the manifest and do not change it: their
     # size-only stand-ins are enough.

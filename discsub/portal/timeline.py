@@ -127,7 +127,7 @@ def where_is_it(disc: Disc, copies: list[DiscCopy]) -> tuple[str, str]:
     if disc.status in (DiscStatus.PLANNED, DiscStatus.BUILDING, DiscStatus.BUILT):
         return "Being made", "work"
     if disc.status == DiscStatus.FAILED:
-        return "Delayed: retrying", "warn"
+        return ("Delayed: we are looking into it" if disc.failure_permanent else "Delayed: retrying"), "warn"
     live = [c for c in copies if c.status not in (CopyStatus.LOST, CopyStatus.DAMAGED)]
     copy = live[-1] if live else None
     if copy is None:

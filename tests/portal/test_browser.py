@@ -1,9 +1,11 @@
 """A subscriber's whole round in a real browser (Playwright + Debian's
-chromium): sign in, upload photos and see them wait, ask for the disc now,
+chromium): sign in, upload photos (file picker and drag-and-drop) and see
+them wait, ask for the disc now,
 find the built disc, browse its manifest, download its image and check its
 sha256, change the address, report the disc damaged.  Every page is
 photographed at desktop and phone widths into /tmp/discsub-shots/."""
 
+import base64
 import hashlib
 import os
 
@@ -66,13 +68,30 @@ def test_a_subscriber_from_upload_to_replacement(live_server, alice, sam, tmp_pa
         assert page.locator(".tile .badge", has_text="Waiting for a disc").count() == 3
         assert "Harbour walk 2.jpg" in page.content()
         shoot(page, "03-library-waiting")
+
+        # Drag and drop: text dressed as a photo is refused in the list, with the reason...
+        drop = """([name, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const files = new DataTransfer();
+            files.items.add(new File([bytes], name, {type: "image/jpeg"}));
+            document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: files, bubbles: true}));
+        }"""
+        page.evaluate(drop, ["notes.jpg", base64.b64encode(b"just some notes").decode()])
+        refused = page.locator(".queue li.fail")
+        refused.wait_for()
+        assert "“notes.jpg” is not a photo or video we recognise" in refused.inner_text()
+        shoot(page, "03b-upload-refused")
+        # ... and a real one is added.
+        page.evaluate(drop, ["Harbour walk 4.jpg", base64.b64encode(jpeg_bytes(640, 480, (120, 60, 160))).decode()])
+        page.wait_for_selector(".items .tile >> nth=3", timeout=20_000)
+        assert page.locator(".tile .badge", has_text="Waiting for a disc").count() == 4
         page.get_by_role("link", name="Harbour walk 1.jpg").click()
         page.wait_for_selector("h1.name")
         shoot(page, "04-item")
 
         # The next disc, and "ship what I have now".
         page.get_by_role("link", name="Next disc", exact=True).click()
-        assert page.locator(".facts dd").first.inner_text() == "3"
+        assert page.locator(".facts dd").first.inner_text() == "4"
         shoot(page, "05-next-disc")
         page.get_by_role("button", name="Ship what I have now").click()
         assert "shortly" in flash(page)
@@ -96,9 +115,8 @@ def test_a_subscriber_from_upload_to_replacement(live_server, alice, sam, tmp_pa
 
         # The manifest, with a thumbnail of each photo.
         page.get_by_role("link", name="Browse contents").click()
-        page.wait_for_selector(".files li >> nth=2")
-        thumbs = page.locator(".files img")
-        assert thumbs.count() == 3
+        page.wait_for_selector(".files li >> nth=3")
+        assert page.locator(".files img").count() == 4
         page.wait_for_function("[...document.querySelectorAll('.files img')].every(i => i.naturalWidth > 0)")
         assert "Harbour walk 3.jpg" in page.content()
         shoot(page, "09-manifest")

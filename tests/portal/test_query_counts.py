@@ -102,3 +102,14 @@ def test_the_next_disc(client, alice):
     add_file(alice, "a.jpg")
     client.force_login(alice)
     assert_constant(client, reverse("next_disc"), lambda: [add_file(alice, f"n{n}.jpg") for n in range(10)], 6)
+
+
+def test_a_verified_discs_manifest_is_made_once(client, alice):
+    # The first view makes it (6 queries, as above); later ones take it from
+    # the cache: 1 session, 2 user, 3 the disc.
+    disc = verified_disc(alice)
+    client.force_login(alice)
+    url = reverse("manifest", args=[disc.public_id])
+    assert count(client, url)[0] == 6
+    assert count(client, url)[0] == 3
+    assert count(client, reverse("manifest_json", args=[disc.public_id]))[0] == 3
