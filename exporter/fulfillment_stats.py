@@ -12,17 +12,11 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from exporter.fulfillment import OPEN_STATES
 from exporter.models import CopyEvent, CopyStatus, DiscCopy, ReadBackCheck
 
 # The states in which a copy waits for a person, in the order of the work.
-WAITING_STATES = [
-    CopyStatus.QUEUED,
-    CopyStatus.CLAIMED,
-    CopyStatus.BURNED,
-    CopyStatus.CHECKED,
-    CopyStatus.LABELLED,
-    CopyStatus.RETURNED,
-]
+WAITING_STATES = OPEN_STATES
 
 
 @dataclass(frozen=True)

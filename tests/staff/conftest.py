@@ -6,6 +6,17 @@ from exporter import fulfillment
 from exporter.models import CopyReason, CopyStatus, DiscCopy
 from tests.factories import verified_disc
 
+# Every state a copy can be walked to here (the main path, and returned).
+EVERY_STATE = [
+    CopyStatus.QUEUED,
+    CopyStatus.CLAIMED,
+    CopyStatus.BURNED,
+    CopyStatus.CHECKED,
+    CopyStatus.LABELLED,
+    CopyStatus.SHIPPED,
+    CopyStatus.DELIVERED,
+    CopyStatus.RETURNED,
+]
 MAIN_PATH = [
     CopyStatus.QUEUED,
     CopyStatus.CLAIMED,

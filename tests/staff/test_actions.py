@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from exporter.models import CopyEvent, CopyStatus, DiscCopy, ReadBackCheck, Shipment, Subscription
+from tests.staff.conftest import EVERY_STATE
 
 pytestmark = pytest.mark.django_db
 
@@ -20,16 +21,6 @@ LEGAL_FROM = {
     "delivered": {CopyStatus.SHIPPED},
     "returned": {CopyStatus.SHIPPED},
 }
-STATES = [
-    CopyStatus.QUEUED,
-    CopyStatus.CLAIMED,
-    CopyStatus.BURNED,
-    CopyStatus.CHECKED,
-    CopyStatus.LABELLED,
-    CopyStatus.SHIPPED,
-    CopyStatus.DELIVERED,
-    CopyStatus.RETURNED,
-]
 FORM = {"drive": "Drive A", "media_batch": "B-1", "method": "checkisomd5", "value": "PASS"}
 
 
@@ -42,7 +33,7 @@ def snapshot(copy: DiscCopy) -> tuple:
     return copy.status, copy.events.count(), copy.read_backs.count(), copy.claimed_by_id
 
 
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", EVERY_STATE)
 def test_every_action_from_a_state_it_cannot_leave_is_refused_and_changes_nothing(client, alice, sam, make_copy, state):
     copy = make_copy(alice, state)
     client.force_login(sam)

@@ -9,26 +9,15 @@ from django.urls import reverse
 from exporter import fulfillment
 from exporter.models import CopyStatus, ItemIssue, Subscription
 from tests.factories import add_sized, verified_disc
-from tests.staff.conftest import new_copy
+from tests.staff.conftest import EVERY_STATE, new_copy
 
 pytestmark = pytest.mark.django_db
-
-STATES = [
-    CopyStatus.QUEUED,
-    CopyStatus.CLAIMED,
-    CopyStatus.BURNED,
-    CopyStatus.CHECKED,
-    CopyStatus.LABELLED,
-    CopyStatus.SHIPPED,
-    CopyStatus.DELIVERED,
-    CopyStatus.RETURNED,
-]
 
 
 def add_work(owners, sam, per_state: int) -> None:
     for n in range(per_state):
         owner = owners[n % len(owners)]
-        for state in STATES:
+        for state in EVERY_STATE:
             new_copy(owner, sam, state)
         # A failed read-back, a subscriber without an address, a flagged item.
         copy = new_copy(owner, sam, CopyStatus.BURNED)
