@@ -181,3 +181,16 @@ def test_email_preferences_and_plan(signed_in, alice):
     sub = Subscription.objects.get(user=alice)
     assert (sub.email_on_shipped, sub.email_on_delivered, sub.medium, sub.cadence) == (False, True, "bd", "quarterly")
     assert signed_in.post(reverse("change_plan"), {"medium": "floppy", "cadence": "weekly"}).status_code == 400
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+def test_the_shipped_email_follows_the_preference_set_here(
+    signed_in, alice, sam, wanted, django_capture_on_commit_callbacks, mailoutbox
+):
+    from tests.factories import verified_disc
+
+    signed_in.post(reverse("change_emails"), {"on_shipped": "on"} if wanted else {})
+    with django_capture_on_commit_callbacks(execute=True):
+        ship_copy(verified_disc(alice), sam, tracking="AB987654321GB")
+    shipped = [m for m in mailoutbox if "AB987654321GB" in m.body]
+    assert len(shipped) == (1 if wanted else 0)
