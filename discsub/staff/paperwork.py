@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from discsub import downloads
 from exporter import labels
-from exporter.models import CopyStatus, DiscCopy
+from exporter.models import CopyStatus, DiscCopy, DiscStatus
 
 from .access import get_disc, staff_required
 from .views import envelopes
@@ -55,6 +55,8 @@ def print_sheet(request: HttpRequest) -> HttpResponse:
 @staff_required
 def disc_label(request: HttpRequest, pk: int) -> HttpResponse:
     disc = get_disc(pk)
+    if disc.status != DiscStatus.VERIFIED or not disc.image_sha256:
+        raise Http404("This disc has no verified image yet, so no label.")
     png = labels.label_for(disc, labels.disc_date_ranges([disc])[disc.pk])
     response = HttpResponse(png, content_type="image/png")
     # The same disc always gets the same label; a print run asks for it more than once.

@@ -11,7 +11,7 @@ from django.urls import reverse
 from PIL import Image
 
 from exporter import labels
-from exporter.models import DiscEntry, EntryKind
+from exporter.models import DiscEntry, DiscStatus, EntryKind
 from tests.factories import add_sized, verified_disc
 from tests.tools import require_tool
 
@@ -101,3 +101,11 @@ def test_a_phone_reads_the_qr_code_as_the_sha256(client, alice, sam, tmp_path):
     label_of(client, disc).save(path)
     read = subprocess.run([zbarimg, "--quiet", "--raw", str(path)], capture_output=True, text=True, timeout=60)
     assert read.stdout.strip() == disc.image_sha256
+
+
+def test_a_disc_without_a_verified_image_has_no_label(client, alice, sam):
+    disc = verified_disc(alice)
+    disc.status, disc.image_sha256 = DiscStatus.BUILDING, ""
+    disc.save(update_fields=["status", "image_sha256"])
+    client.force_login(sam)
+    assert client.get(reverse("staff:disc-label", args=[disc.pk])).status_code == 404
