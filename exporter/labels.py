@@ -58,8 +58,10 @@ def _font(kind: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def printable(text: str) -> str:
-    """The text without control characters (a hostile name must not break the layout)."""
-    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()
+    """The text without control and format characters (a hostile name must
+    not break the layout) and without characters beyond the BMP (emoji: the
+    label's fonts have none, and a row of empty boxes helps nobody)."""
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" and ord(ch) <= 0xFFFF).strip()
 
 
 def disc_date_ranges(discs: Iterable[Disc]) -> dict[int, str]:

@@ -205,3 +205,15 @@ def test_the_copy_page_shows_the_whole_history(client, alice, sam, make_copy):
         assert step in page
     assert "Shipped → Delivered" in page and "AB123456789GB" in page
     assert "does not add up" not in page
+
+
+def test_a_replacement_links_to_the_copy_it_replaces(client, alice, sam, make_copy):
+    from exporter import fulfillment
+
+    lost = make_copy(alice, CopyStatus.DELIVERED)
+    replacement = fulfillment.report_problem(lost.pk, alice, problem=CopyStatus.LOST)
+    client.force_login(sam)
+    page = client.get(reverse("staff:copy", args=[replacement.pk])).content.decode()
+    assert f'<a href="{reverse("staff:copy", args=[lost.pk])}">a copy reported lost</a>' in page
+    queue = client.get(reverse("staff:step", args=["burn"])).content.decode()
+    assert "replacement" in queue

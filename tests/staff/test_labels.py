@@ -53,6 +53,10 @@ def test_a_label_is_a_120mm_disc_at_300_dpi(client, alice, sam):
     assert image.getpixel((708, 708 - 400))[3] == 255
 
 
+def test_names_lose_control_characters_and_emoji_but_keep_their_letters():
+    assert labels.printable("Zoë 👩‍👩‍👧 Ålund\x00\u200b\x1b") == "Zoë  Ålund"
+
+
 def test_hostile_names_are_drawn_without_breaking_the_layout():
     long = labels.disc_label_png(
         subscriber="Ω" * 300 + "\x00\x1b[31m",
