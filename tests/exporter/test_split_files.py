@@ -2,13 +2,16 @@
 joined and verified by the on-disc restore tool (and by hand, as README.txt says)."""
 
 import hashlib
+import io
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
 
 import pytest
+from django.core.management import call_command
 
 from exporter import build, jobs, library, splitting
 from exporter.media import CAPACITY_SECTORS, sectors_for
@@ -78,9 +81,7 @@ def test_an_oversize_file_is_planned_in_parts_that_each_fit_a_cd(alice, settings
     assert one[big.pk].size + two[big.pk].size == BIG
     assert sectors_for(one[big.pk].size) <= CAPACITY_SECTORS["cd"]
     # Exactly once: the big file's change is carried by the disc that completes it.
-    assert list(Change.objects.filter(item=big).values_list("resolution", "disc")) == [
-        (Resolution.CARRIED, second.pk)
-    ]
+    assert list(Change.objects.filter(item=big).values_list("resolution", "disc")) == [(Resolution.CARRIED, second.pk)]
     assert one[big.pk].change_kinds == [] and two[big.pk].change_kinds == ["added"]
     assert not ItemIssue.objects.exists()
     # Nothing more to plan.
@@ -128,7 +129,7 @@ def test_an_oversize_file_is_built_to_cd_images_and_restored_by_the_tool_on_the_
     joined = tmp_path / "by-hand"
     joined.mkdir()
     for folder, path in zip(folders, part_paths, strict=True):
-        shutil.move(folder / path, joined / path.rsplit("/", 1)[-1])
+        os.link(folder / path, joined / path.rsplit("/", 1)[-1])
     subprocess.run(command, shell=True, cwd=joined, check=True)
     assert _sha256(joined / "Holiday film.MOV") == sha256
     assert sha256 in readme
@@ -158,6 +159,26 @@ def test_an_oversize_file_is_built_to_cd_images_and_restored_by_the_tool_on_the_
     assert partial.returncode == 1
     assert "is split across discs and part 1 on disc 1 of 2 not given" in partial.stdout
     assert not (tmp_path / "partial" / "Videos" / "2024" / "Holiday film.MOV").exists()
+
+    # manage.py restore_discs is the same tool: a dry run reads and checks every part.
+    report = io.StringIO()
+    call_command("restore_discs", "--into", str(tmp_path / "dry"), "--dry-run", *map(str, images), stdout=report)
+    assert "would be restored: Videos/2024/Holiday film.MOV" in report.getvalue()
+
+    # A damaged part is named, and nothing half-joined is left.
+    with open(folders[0] / part_paths[0], "r+b") as fh:
+        fh.seek(300_000_000)
+        byte = fh.read(1)
+        fh.seek(300_000_000)
+        fh.write(bytes([byte[0] ^ 1]))
+    damaged = subprocess.run(
+        [sys.executable, str(tool), "--into", str(tmp_path / "damaged"), *map(str, folders)],
+        capture_output=True,
+        text=True,
+    )
+    assert damaged.returncode == 1
+    assert "part 1 (disc 1: data/Videos/2024/Holiday film.MOV.001) is damaged" in damaged.stdout
+    assert not (tmp_path / "damaged" / "Videos" / "2024" / "Holiday film.MOV").exists()
 
 
 def _sha256(path) -> str:
