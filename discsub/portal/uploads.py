@@ -110,9 +110,10 @@ class _PathNoticingParser(MultiPartParser):
         cleaned = super().sanitize_file_name(file_name)
         raw = html.unescape(file_name or "")
         if "/" in raw or "\\" in raw:
-            self._had_path.append(cleaned or raw.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or raw)
-            # A name we will refuse: never None, so the file is not silently dropped.
-            return cleaned or "unnamed"
+            # Never None here, so the file is refused with a message, not silently dropped.
+            name = cleaned or "unnamed"
+            self._had_path.append(name)
+            return name
         return cleaned
 
 
@@ -142,19 +143,20 @@ def prepare(request) -> UploadCheck:
     return check
 
 
-def refusal(upload, check: UploadCheck) -> str | None:
-    """Why ``upload`` (an UploadedFile) cannot go into the library, or None;
-    the reason names the file and says what to do."""
+def examine(upload, check: UploadCheck) -> tuple[str | None, str | None]:
+    """``(content type, None)`` for an UploadedFile that may go into the
+    library, ``(None, reason)`` otherwise; the reason names the file and
+    says what to do."""
     name = upload.name or "unnamed"
     if name in check.had_path:
-        return f"“{name}” was sent with a folder path in its name. Upload the file itself."
+        return None, f"“{name}” was sent with a folder path in its name. Upload the file itself."
     if upload.size == 0:
-        return f"“{name}” is empty (0 bytes). Choose the photo or video again."
+        return None, f"“{name}” is empty (0 bytes). Choose the photo or video again."
     if upload.size > settings.DISCSUB_UPLOAD_MAX_BYTES:
-        return too_large_text(name)
+        return None, too_large_text(name)
     upload.seek(0)
-    head = upload.read(200)
+    content_type = sniff_content_type(upload.read(200))
     upload.seek(0)
-    if sniff_content_type(head) is None:
-        return f"“{name}” is not a photo or video we recognise, whatever its name or type says."
-    return None
+    if content_type is None:
+        return None, f"“{name}” is not a photo or video we recognise, whatever its name or type says."
+    return content_type, None

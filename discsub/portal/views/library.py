@@ -7,6 +7,7 @@ import os
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
@@ -70,7 +71,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     at a time, for a progress bar each).  Exempt from CSRF only until the
     size limit is installed; the check runs before anything is read."""
     if not request.user.is_authenticated:
-        return login_required(lambda r: None)(request)
+        return redirect_to_login(request.get_full_path())
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})
     os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
@@ -84,19 +85,13 @@ def _store_uploads(request: HttpRequest, check: uploads.UploadCheck) -> HttpResp
     for name in check.too_large:
         refused.append({"name": name, "reason": uploads.too_large_text(name)})
     for upload_file in request.FILES.getlist("files"):
-        reason = uploads.refusal(upload_file, check)
+        content_type, reason = uploads.examine(upload_file, check)
         if reason:
             refused.append({"name": upload_file.name, "reason": reason})
             continue
-        head = upload_file.read(200)
-        upload_file.seek(0)
         try:
             item = library.add_item(
-                request.user,
-                upload_file,
-                upload_file.name,
-                albums=[album] if album else [],
-                content_type=uploads.sniff_content_type(head),
+                request.user, upload_file, upload_file.name, albums=[album] if album else [], content_type=content_type
             )
         except library.LibraryError as exc:
             refused.append({"name": upload_file.name, "reason": str(exc)})
