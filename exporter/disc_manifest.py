@@ -16,8 +16,8 @@ from django.core.cache import cache
 from exporter import contents, manifest
 from exporter.models import Disc, DiscEntry, DiscStatus
 
-# Making the manifest again takes about 1 ms per file (2 s for 2,000 files
-# here), so a verified disc's, which never changes, is kept in the cache.
+# Making the manifest again lays out every file of the disc (seconds for a
+# disc of thousands), so a verified disc's, which never changes, is cached.
 CACHE_SECONDS = 24 * 3600
 
 
