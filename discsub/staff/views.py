@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from exporter import carriers, fulfillment, status
 from exporter.errors import ExportError, IllegalTransition
 from exporter.labels import disc_date_ranges
-from exporter.models import CopyStatus, DiscCopy
+from exporter.models import CopyStatus, DiscCopy, ReadBackCheck
 
 from . import queue as steps
 from .access import get_copy, staff_required
@@ -237,8 +237,15 @@ def _copy_page(request: HttpRequest, copy: DiscCopy, *, read_back_form=None, sta
         "read_backs": list(copy.read_backs.select_related("actor")),
         "date_range": disc_date_ranges([copy.disc])[copy.disc.pk],
         "subscription": subscription,
+        # The read-back drive is usually the one used for the last disc, not the burner.
         "read_back_form": read_back_form
-        or ReadBackForm(initial={"drive": copy.drive, "media_batch": copy.media_batch}),
+        or ReadBackForm(
+            initial={
+                "drive": request.session.get("read_back_drive", ""),
+                "media_batch": copy.media_batch,
+                "method": request.session.get("read_back_method", ReadBackCheck.Method.CHECKISOMD5),
+            }
+        ),
         "burned_form": BurnedForm(initial={"drive": copy.drive}),
         "note_form": NoteForm(),
         "carriers": carriers.CARRIERS.values(),
@@ -278,6 +285,7 @@ def copy_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
                 return redirect("staff:copy", pk)
             form.add_error(None, str(e))
             return _copy_page(request, get_copy(pk), read_back_form=form, status_code=400)
+        request.session["read_back_drive"], request.session["read_back_method"] = check.drive, check.method
         if check.ok:
             messages.success(request, f"Read-back OK on {check.drive}: disc {copy.disc.number} is ready to label.")
         else:
@@ -286,7 +294,11 @@ def copy_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
                 f"Read-back failed on {check.drive} (media batch {check.media_batch}); "
                 f"disc {copy.disc.number} goes back to the burn queue.",
             )
-        return redirect("staff:copy", pk)
+        # Straight on to the next disc waiting for its read-back, the oldest first.
+        following = DiscCopy.objects.filter(status=CopyStatus.BURNED).order_by("status_changed_at", "pk").first()
+        if following is None:
+            return redirect("staff:copy", pk)
+        return redirect(reverse("staff:copy", args=[following.pk]) + "#read-back")
     moves: dict[str, tuple[str, Callable[[], object]]] = {
         "claim": ("Claimed", lambda: _claim_one(copy, user, post.get("drive", ""))),
         "release": ("Released", lambda: fulfillment.release(copy.pk, user)),

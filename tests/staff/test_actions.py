@@ -217,3 +217,22 @@ def test_a_replacement_links_to_the_copy_it_replaces(client, alice, sam, make_co
     assert f'<a href="{reverse("staff:copy", args=[lost.pk])}">a copy reported lost</a>' in page
     queue = client.get(reverse("staff:step", args=["burn"])).content.decode()
     assert "replacement" in queue
+
+
+def test_after_a_read_back_the_next_disc_waiting_for_one_opens_with_the_same_drive(client, alice, sam, make_copy):
+    first, second = make_copy(alice, CopyStatus.BURNED), make_copy(alice, CopyStatus.BURNED)
+    client.force_login(sam)
+    response = client.post(
+        reverse("staff:copy-action", args=[first.pk, "read-back"]),
+        {"method": "sha256", "value": first.disc.image_sha256, "drive": "Drive R", "media_batch": "B-1"},
+    )
+    assert response["Location"] == reverse("staff:copy", args=[second.pk]) + "#read-back"
+    page = client.get(response["Location"]).content.decode()
+    assert 'name="drive" id="id_rb_drive" value="Drive R"' in page
+    assert 'value="sha256" id="id_method_1" required checked' in page
+    # The last one leads back to its own page.
+    response = client.post(
+        reverse("staff:copy-action", args=[second.pk, "read-back"]),
+        {"method": "sha256", "value": second.disc.image_sha256, "drive": "Drive R", "media_batch": "B-1"},
+    )
+    assert response["Location"] == reverse("staff:copy", args=[second.pk])
