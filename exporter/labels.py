@@ -158,7 +158,8 @@ def disc_label_png(
     draw.text((c + px(40), c + px(4.5)), image_sha256[16:32] + "…", font=mono, fill=INK, anchor="mm")
 
     out = io.BytesIO()
-    img.save(out, "PNG", dpi=(DPI, DPI), optimize=True)
+    # No optimize=True: it triples the time for 3 % fewer bytes.
+    img.save(out, "PNG", dpi=(DPI, DPI))
     return out.getvalue()
 
 
