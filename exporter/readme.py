@@ -91,7 +91,8 @@ def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
         "medium": Medium(disc["medium"]).label if disc["medium"] in Medium.values else disc["medium"],
         "captured_first": (captured["first"] or "")[:10],
         "captured_last": (captured["last"] or "")[:10],
-        "files": len(files),
+        # A file split across discs counts on the disc that completes it.
+        "files": len(files) + sum(1 for p in document.get("parts", []) if p["completes"]),
         "added": len(changes["added"]),
         "new_versions": len(changes["new_version"]),
         "edited": len(changes["edited"]),

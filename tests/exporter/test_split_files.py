@@ -13,7 +13,7 @@ import sys
 import pytest
 from django.core.management import call_command
 
-from exporter import build, jobs, library, splitting
+from exporter import build, jobs, library, readme, splitting
 from exporter.media import CAPACITY_SECTORS, sectors_for
 from exporter.models import Change, DiscEntry, DiscStatus, ItemIssue, Resolution
 from exporter.planning import plan_next_disc
@@ -54,6 +54,61 @@ def test_a_part_and_its_recovery_data_fill_an_empty_cd():
     assert 0.88 * CD_BYTES < size < 0.92 * CD_BYTES
     assert splitting.part_bytes(CAPACITY_SECTORS["cd"], 0, reserve) == (CAPACITY_SECTORS["cd"] - reserve) * 2048
     assert splitting.layout(16384 + 2053, 4 * 2048) == [[0, 8192, None], [8192, 8192, None], [16384, 2053, None]]
+
+
+def split_document(name: str, completes: bool) -> dict:
+    """A manifest of a disc holding one part of a split file (as manifest.describe makes it)."""
+    number = 2 if completes else 1
+    layout = [[0, 6, "a" * 64], [6, 4, "b" * 64]]
+    where = [[1, f"data/V/{name}.001"], [2, f"data/V/{name}.002"] if completes else [None, None]]
+    return {
+        "disc": {
+            "number": number,
+            "series": "discsub-1",
+            "subscriber": "Alice",
+            "medium": "cd",
+            "volume_id": "V",
+            "planned_at": "2026-11-26T10:00:00+00:00",
+            "first_change": 1,
+            "last_change": 1,
+            "captured": {"first": None, "last": None},
+        },  # fmt: skip
+        "files": [],
+        "changes": {"added": ["i"] if completes else [], "new_version": [], "edited": [], "deleted": []},
+        "held_back": [],
+        "parts": [
+            {
+                "original_name": name,
+                "path": f"data/V/{name}",
+                "size": 10,
+                "sha256": "c" * 64,
+                "completes": completes,
+                "part": {"number": number, "count": 2, "path": where[number - 1][1]},
+                "parts": [
+                    {"number": n + 1, "offset": o, "size": z, "sha256": h, "disc": d, "path": p}
+                    for n, ((o, z, h), (d, p)) in enumerate(zip(layout, where, strict=True))
+                ],
+            },
+        ],  # fmt: skip
+    }
+
+
+def test_the_readme_of_the_completing_disc_says_how_to_join_even_hostile_names():
+    name = "it's $HOME film.MOV"
+    text = readme.readme_txt(split_document(name, True), ["manifest.json"]).decode("utf-8-sig")
+    assert "1 file: 1 new" in text  # the split file counts on the disc that completes it
+    assert "1 part of a file too large for one disc" in text
+    assert "part 1: disc 1, data/V/it's $HOME film.MOV.001" in text
+    assert f'copy /b "{name}.001" + "{name}.002" "{name}"' in text
+    unix = next(line.strip() for line in text.splitlines() if line.strip().startswith("cat "))
+    assert unix == """cat 'it'"'"'s $HOME film.MOV.001' 'it'"'"'s $HOME film.MOV.002' > 'it'"'"'s $HOME film.MOV'"""
+    assert "c" * 64 in text
+
+    earlier = readme.readme_txt(split_document(name, False), ["manifest.json"]).decode("utf-8-sig")
+    assert "0 files: 0 new" in earlier
+    assert "Part 1 of 2 is on this disc: data/V/it's $HOME film.MOV.001" in earlier
+    assert "the disc\r\n  with the last part tells how to join them" in earlier
+    assert "copy /b" not in earlier
 
 
 @pytest.mark.slow
