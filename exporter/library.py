@@ -74,7 +74,15 @@ def store_original(owner: AbstractBaseUser, source: BinaryIO) -> tuple[str, int,
     """
     reader = _HashingReader(source)
     name = f"originals/{owner.pk}/{uuid.uuid4().hex}"
-    stored = default_storage.save(name, _HashingFile(reader))
+    try:
+        stored = default_storage.save(name, _HashingFile(reader))
+    except BaseException:
+        # A file cut short (a full disk) would be left with nothing referring to it.
+        try:
+            default_storage.delete(name)
+        except Exception:
+            log.warning("could not remove the partial upload %s", name, exc_info=True)
+        raise
     return stored, reader.size, reader.sha256.hexdigest()
 
 

@@ -156,3 +156,20 @@ def test_an_upload_into_an_album_files_it_there(signed_in, alice, world):
     album = world["album"]
     post(signed_in, SimpleUploadedFile("more.jpg", jpeg_bytes(), "image/jpeg"), album=str(album.public_id))
     assert MediaItem.objects.get(original_name="more.jpg").albums.get() == album
+
+
+def test_a_full_disk_is_a_message_and_leaves_nothing_behind(signed_in, alice, settings, small_filesystem):
+    mount, _grow = small_filesystem
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(mount)}},
+    }
+    too_big_for_the_disk = b"\xff\xd8\xff\xe0" + os.urandom(3 * 1024 * 1024)
+    response = post(signed_in, SimpleUploadedFile("big.jpg", too_big_for_the_disk, "image/jpeg"), accept_json=True)
+    assert response.status_code == 400
+    assert (
+        response.json()["refused"][0]["reason"]
+        == "We could not store “big.jpg” just now. Please try again in a few minutes."
+    )
+    assert not MediaItem.objects.exists() and not Change.objects.exists()
+    assert [p for p in mount.rglob("*") if p.is_file()] == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,7 +23,10 @@ from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choice
 from discsub.portal.lookups import get_album_for_user, get_item_for_user
 from discsub.portal.queries import with_disc_state
 from exporter import library, thumbnails
+from exporter.errors import ExportError
 from exporter.models import Album, DiscEntry, ItemStatus, MediaItem
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 60
 
@@ -95,6 +100,11 @@ def _store_uploads(request: HttpRequest, check: uploads.UploadCheck) -> HttpResp
             )
         except library.LibraryError as exc:
             refused.append({"name": upload_file.name, "reason": str(exc)})
+            continue
+        except (OSError, ExportError, BotoCoreError, ClientError):
+            log.exception("storing an upload of user %s failed", request.user.pk)
+            reason = f"We could not store “{upload_file.name}” just now. Please try again in a few minutes."
+            refused.append({"name": upload_file.name, "reason": reason})
             continue
         added.append({"name": item.original_name, "id": str(item.public_id)})
     if not added and not refused:
