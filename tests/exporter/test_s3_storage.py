@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from django.core.files.storage import default_storage
 
-from exporter import build, library, storage, verify
+from exporter import build, library, splitting, storage, verify
 from exporter.errors import SourceMismatch
 from exporter.models import DiscStatus
 from exporter.planning import plan_next_disc
@@ -132,3 +132,22 @@ def test_the_proxy_is_in_the_path(s3, fault_proxy):
     default_storage.save("probe/x.txt", io.BytesIO(b"probe"))
     assert ("PUT", f"/{s3.bucket}/probe/x.txt") in fault_proxy.requests
     assert isinstance(fault_proxy, FaultProxy)
+
+
+def test_a_file_to_split_is_hashed_part_by_part_in_one_streamed_read(alice, s3):
+    data = os.urandom(50_000)
+    version = add_file(alice, "film.mov", data).current_version
+    parts = splitting.hash_parts(version, splitting.layout(version.size, 20_480))
+    assert parts == [
+        [offset, len(data[offset : offset + 20_480]), hashlib.sha256(data[offset : offset + 20_480]).hexdigest()]
+        for offset in (0, 20_480, 40_960)
+    ]
+    # The whole file is checked against the sha256 recorded at upload.
+    version.sha256 = "0" * 64
+    with pytest.raises(splitting.SplitSourceError) as wrong:
+        splitting.hash_parts(version, splitting.layout(version.size, 20_480))
+    assert not wrong.value.missing
+    s3.client.delete_object(Bucket=s3.bucket, Key=version.storage_name)
+    with pytest.raises(splitting.SplitSourceError) as gone:
+        splitting.hash_parts(version, splitting.layout(version.size, 20_480))
+    assert gone.value.missing
