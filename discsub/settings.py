@@ -158,6 +158,9 @@ if S3_BUCKET:
         "file_overwrite": False,
         "default_acl": None,
         "querystring_auth": True,
+        # An object opened whole (EXIF dates, thumbnails) spills to a temporary
+        # file (FILE_UPLOAD_TEMP_DIR, on the data disk) past 8 MB, never all in memory.
+        "max_memory_size": 8 * 1024 * 1024,
         "client_config": _S3Config(
             signature_version="s3v4",
             # Most S3-compatible services (MinIO, Ceph) want path-style URLs.

@@ -95,6 +95,7 @@ def storage_options(endpoint: str, bucket: str, *, location: str = "", read_time
             "default_acl": None,
             "querystring_auth": True,
             "location": location,
+            "max_memory_size": 8 * 1024 * 1024,
             "client_config": Config(
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
