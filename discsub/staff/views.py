@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from exporter import carriers, fulfillment, status
+from exporter.countries import COUNTRIES
 from exporter.errors import ExportError, IllegalTransition
 from exporter.labels import disc_date_ranges
 from exporter.models import CopyStatus, DiscCopy, ReadBackCheck
@@ -59,7 +60,16 @@ def envelopes(rows: list[DiscCopy]) -> list[dict]:
         # A returned copy goes out again to the address the subscriber fixed.
         address = copy.disc.owner.subscription.address() if copy.status == CopyStatus.RETURNED else copy.address
         key = (copy.disc.owner_id, tuple(sorted(address.items())))
-        envelope = grouped.setdefault(key, {"owner": copy.disc.owner, "address": address, "copies": []})
+        envelope = grouped.setdefault(
+            key,
+            {
+                "owner": copy.disc.owner,
+                "address": address,
+                # Mail abroad ends with the country's name in capitals (UPU), not its code.
+                "country": COUNTRIES.get(address.get("country", ""), address.get("country", "")).upper(),
+                "copies": [],
+            },
+        )
         envelope["copies"].append(copy)
     return list(grouped.values())
 

@@ -3,8 +3,8 @@
 import pytest
 
 from exporter import fulfillment
-from exporter.models import CopyReason, CopyStatus, DiscCopy
-from tests.factories import verified_disc
+from exporter.models import CopyReason, CopyStatus, DiscCopy, DiscEntry, EntryKind
+from tests.factories import add_sized, verified_disc
 
 # Every state a copy can be walked to here (the main path, and returned).
 EVERY_STATE = [
@@ -63,3 +63,11 @@ def make_copy(sam):
         return new_copy(owner, sam, target, medium)
 
     return make
+
+
+def carry(disc, captured_at: str | None, *, held_back: bool = False, kind: str = EntryKind.FILE) -> None:
+    """Put an item taken at ``captured_at`` on the disc (rows only, as planning leaves them)."""
+    item = add_sized(disc.owner, 100, f"{captured_at}.jpg")
+    DiscEntry.objects.create(
+        disc=disc, item=item, kind=kind, held_back=held_back, metadata={"captured_at": captured_at}
+    )

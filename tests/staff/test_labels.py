@@ -11,18 +11,12 @@ from django.urls import reverse
 from PIL import Image
 
 from exporter import labels
-from exporter.models import DiscEntry, DiscStatus, EntryKind
-from tests.factories import add_sized, verified_disc
+from exporter.models import DiscStatus, EntryKind
+from tests.factories import verified_disc
+from tests.staff.conftest import carry
 from tests.tools import require_tool
 
 pytestmark = pytest.mark.django_db
-
-
-def carry(disc, captured_at: str | None, *, held_back: bool = False, kind: str = EntryKind.FILE) -> None:
-    item = add_sized(disc.owner, 100, f"{captured_at}.jpg")
-    DiscEntry.objects.create(
-        disc=disc, item=item, kind=kind, held_back=held_back, metadata={"captured_at": captured_at}
-    )
 
 
 def label_of(client, disc) -> Image.Image:
