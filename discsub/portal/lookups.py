@@ -29,7 +29,8 @@ def get_item_for_user(request: HttpRequest, public_id, *, deleted_ok: bool = Fal
 
 
 def get_album_for_user(request: HttpRequest, public_id) -> Album:
-    return get_object_or_404(Album.objects.filter(owner=request.user), public_id=_uuid(public_id))
+    albums = Album.objects.filter(owner=request.user).select_related("parent")
+    return get_object_or_404(albums, public_id=_uuid(public_id))
 
 
 def get_disc_for_user(request: HttpRequest, public_id) -> Disc:

@@ -85,9 +85,21 @@ def test_a_subscriber_from_upload_to_replacement(live_server, alice, sam, tmp_pa
         page.evaluate(drop, ["Harbour walk 4.jpg", base64.b64encode(jpeg_bytes(640, 480, (120, 60, 160))).decode()])
         page.wait_for_selector(".items .tile >> nth=3", timeout=20_000)
         assert page.locator(".tile .badge", has_text="Waiting for a disc").count() == 4
+        # An album, and a photo moved into it from its own page.
+        page.get_by_text("New album").click()
+        page.get_by_label("Album name").fill("Harbour walks")
+        page.get_by_role("button", name="Create album").click()
+        assert "Album “Harbour walks” is ready." in flash(page)
+        shoot(page, "03c-album-empty")
+        page.get_by_role("link", name="All photos and videos").click()
         page.get_by_role("link", name="Harbour walk 1.jpg").click()
-        page.wait_for_selector("h1.name")
+        page.get_by_label("Harbour walks").check()
+        page.get_by_role("button", name="Save albums").click()
+        assert "Albums saved." in flash(page)
         shoot(page, "04-item")
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Library").click()
+        page.get_by_role("link", name="Harbour walks").click()
+        assert page.locator(".items .tile").count() == 1
 
         # The next disc, and "ship what I have now".
         page.get_by_role("link", name="Next disc", exact=True).click()

@@ -45,8 +45,8 @@ def test_library(client, alice):
 
 
 def test_an_album_page(client, alice):
-    # As the library, plus 1 for the album named in the URL.
-    album = library.ensure_album_path(alice, ["Trips"])
+    # As the library, plus 1 for the album named in the URL (with its parent).
+    album = library.ensure_album_path(alice, ["Trips", "Spain"])
     add_file(alice, "first.jpg", albums=[album])
     client.force_login(alice)
     url = reverse("library") + f"?album={album.public_id}"
