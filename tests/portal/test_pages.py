@@ -194,3 +194,17 @@ def test_the_shipped_email_follows_the_preference_set_here(
         ship_copy(verified_disc(alice), sam, tracking="AB987654321GB")
     shipped = [m for m in mailoutbox if "AB987654321GB" in m.body]
     assert len(shipped) == (1 if wanted else 0)
+
+
+def test_a_returned_disc_asks_for_the_address_and_is_sent_again_once_it_is_fixed(signed_in, alice, sam, world):
+    disc, copy = world["disc"], world["copy"]
+    fulfillment.mark_returned(copy.pk, sam)
+    page = signed_in.get(reverse("disc", args=[disc.public_id])).content.decode()
+    assert "This disc came back to us" in page and "Returned: check your address" in page
+    signed_in.post(
+        reverse("change_address"),
+        {"name": "Alice Archer", "line1": "7 Harbourside", "city": "Leeds", "postal_code": "LS1 4AP", "country": "GB"},
+    )
+    fulfillment.ship([copy.pk], sam, carrier="royal-mail", tracking_number="AB000000002GB")
+    page = signed_in.get(reverse("disc", args=[disc.public_id])).content.decode()
+    assert "This disc came back to us" not in page and "Shipped again to your corrected address" in page

@@ -69,6 +69,7 @@ def disc_page(request: HttpRequest, public_id) -> HttpResponse:
             "replacements_per_period": settings.DISCSUB_REPLACEMENTS_PER_PERIOD,
             "replacement_period_days": settings.DISCSUB_REPLACEMENT_PERIOD_DAYS,
             "downloadable": disc.status == DiscStatus.VERIFIED,
+            "returned": any(c.status == CopyStatus.RETURNED for c in copies),
         },
     )
 
