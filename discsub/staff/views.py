@@ -247,11 +247,12 @@ def _copy_page(request: HttpRequest, copy: DiscCopy, *, read_back_form=None, sta
         "read_backs": list(copy.read_backs.select_related("actor")),
         "date_range": disc_date_ranges([copy.disc])[copy.disc.pk],
         "subscription": subscription,
-        # The read-back drive is usually the one used for the last disc, not the burner.
+        # A failed read-back counts against the drive that burned the disc and
+        # the batch of blanks it came from (the dashboard's failure rates).
         "read_back_form": read_back_form
         or ReadBackForm(
             initial={
-                "drive": request.session.get("read_back_drive", ""),
+                "drive": copy.drive,
                 "media_batch": copy.media_batch,
                 "method": request.session.get("read_back_method", ReadBackCheck.Method.CHECKISOMD5),
             }
@@ -295,13 +296,13 @@ def copy_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
                 return redirect("staff:copy", pk)
             form.add_error(None, str(e))
             return _copy_page(request, get_copy(pk), read_back_form=form, status_code=400)
-        request.session["read_back_drive"], request.session["read_back_method"] = check.drive, check.method
+        request.session["read_back_method"] = check.method
         if check.ok:
-            messages.success(request, f"Read-back OK on {check.drive}: disc {copy.disc.number} is ready to label.")
+            messages.success(request, f"Read-back OK: disc {copy.disc.number} is ready to label.")
         else:
             messages.warning(
                 request,
-                f"Read-back failed on {check.drive} (media batch {check.media_batch}); "
+                f"Read-back failed (burned on {check.drive}, media batch {check.media_batch}); "
                 f"disc {copy.disc.number} goes back to the burn queue.",
             )
         # Straight on to the next disc waiting for its read-back, the oldest first.

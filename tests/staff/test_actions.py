@@ -112,7 +112,7 @@ def test_a_read_back_mismatch_sends_the_copy_back_to_burn(client, alice, sam, ma
         follow=True,
     )
     assert messages_of(response) == [
-        "Read-back failed on Drive C (media batch B-9); disc 1 goes back to the burn queue."
+        "Read-back failed (burned on Drive C, media batch B-9); disc 1 goes back to the burn queue."
     ]
     copy.refresh_from_db()
     assert copy.status == CopyStatus.QUEUED
@@ -219,20 +219,22 @@ def test_a_replacement_links_to_the_copy_it_replaces(client, alice, sam, make_co
     assert "replacement" in queue
 
 
-def test_after_a_read_back_the_next_disc_waiting_for_one_opens_with_the_same_drive(client, alice, sam, make_copy):
+def test_after_a_read_back_the_next_disc_waiting_for_one_opens(client, alice, sam, make_copy):
     first, second = make_copy(alice, CopyStatus.BURNED), make_copy(alice, CopyStatus.BURNED)
     client.force_login(sam)
     response = client.post(
         reverse("staff:copy-action", args=[first.pk, "read-back"]),
-        {"method": "sha256", "value": first.disc.image_sha256, "drive": "Drive R", "media_batch": "B-1"},
+        {"method": "sha256", "value": first.disc.image_sha256, "drive": "Drive A", "media_batch": "B-1"},
     )
     assert response["Location"] == reverse("staff:copy", args=[second.pk]) + "#read-back"
     page = client.get(response["Location"]).content.decode()
-    assert 'name="drive" id="id_rb_drive" value="Drive R"' in page
+    # The form names the drive and blanks it was burned with, and the method used last.
+    assert 'name="drive" id="id_rb_drive" value="Drive A"' in page
+    assert 'name="media_batch" id="id_rb_batch" value="B-1"' in page
     assert 'value="sha256" id="id_method_1" required checked' in page
     # The last one leads back to its own page.
     response = client.post(
         reverse("staff:copy-action", args=[second.pk, "read-back"]),
-        {"method": "sha256", "value": second.disc.image_sha256, "drive": "Drive R", "media_batch": "B-1"},
+        {"method": "sha256", "value": second.disc.image_sha256, "drive": "Drive A", "media_batch": "B-1"},
     )
     assert response["Location"] == reverse("staff:copy", args=[second.pk])

@@ -119,12 +119,13 @@ def test_a_batch_from_claim_to_delivery(live_server, alice, bob, sam, django_use
             ).click()
             page.get_by_label("sha256 of the read-back" if method == "sha256" else "checkisomd5", exact=True).check()
             page.get_by_label("Result").fill(value)
-            page.locator("#id_rb_drive").fill("Drive B")
-            page.locator("#id_rb_batch").fill("B-2411")
+            # Prefilled with the drive and blanks it was burned with.
+            assert page.locator("#id_rb_drive").input_value() == "Drive A"
+            assert page.locator("#id_rb_batch").input_value() == "B-2411"
             if disc is alice_discs[0]:
                 shoot(page, "4-read-back-form")
             page.get_by_role("button", name="Record read-back").click()
-            assert "Read-back OK on Drive B" in flash(page)
+            assert f"Read-back OK: disc {disc.number} is ready to label" in flash(page)
         shoot(page, "5-copy-history")
 
         # Labels: print all three; two labels per page, then one sheet per envelope.
