@@ -98,6 +98,9 @@ def queue(request: HttpRequest, step: str = "burn") -> HttpResponse:
         copy.mailable = subscription is not None and subscription.has_address
         copy.waited = now - copy.status_changed_at
         copy.carrier_name = carriers.carrier_name(copy.shipment.carrier) if copy.shipment else ""
+        copy.tracking_url = (
+            carriers.tracking_url(copy.shipment.carrier, copy.shipment.tracking_number) if copy.shipment else ""
+        )
     filter_query = request.GET.copy()
     filter_query.pop("page", None)
     context = {

@@ -238,3 +238,10 @@ def test_after_a_read_back_the_next_disc_waiting_for_one_opens(client, alice, sa
         {"method": "sha256", "value": second.disc.image_sha256, "drive": "Drive A", "media_batch": "B-1"},
     )
     assert response["Location"] == reverse("staff:copy", args=[second.pk])
+
+
+def test_the_mail_tab_links_each_envelope_to_its_carriers_tracking(client, alice, sam, make_copy):
+    make_copy(alice, CopyStatus.SHIPPED)
+    client.force_login(sam)
+    page = client.get(reverse("staff:step", args=["mail"])).content.decode()
+    assert 'href="https://www.royalmail.com/track-your-item#/tracking-results/AB123456789GB"' in page
