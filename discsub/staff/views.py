@@ -264,6 +264,7 @@ def _copy_page(request: HttpRequest, copy: DiscCopy, *, read_back_form=None, sta
         "note_form": NoteForm(),
         "carriers": carriers.CARRIERS.values(),
         "can_reship": can_reship(copy),
+        "country_name": COUNTRIES.get(copy.address.get("country", ""), copy.address.get("country", "")),
         "tracking_url": carriers.tracking_url(copy.shipment.carrier, copy.shipment.tracking_number)
         if copy.shipment
         else "",
