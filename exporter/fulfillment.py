@@ -302,6 +302,17 @@ def mark_labelled(copy_id: int, staff) -> DiscCopy:
         return _move(_locked(copy_id), CopyStatus.LABELLED, actor=staff, note="labels printed")
 
 
+def address_fixed_since_return(copy: DiscCopy, subscription: Subscription | None) -> bool:
+    """Whether a returned copy may go out again: the subscriber changed the
+    address after the envelope came back."""
+    return bool(
+        subscription is not None
+        and subscription.has_address
+        and subscription.address_updated_at
+        and subscription.address_updated_at > copy.status_changed_at
+    )
+
+
 def ship(copy_ids: Sequence[int], staff, *, carrier: str, tracking_number: str) -> Shipment:
     """labelled → shipped (or returned → shipped once the address is fixed)
     for every copy in one envelope.  All the copies belong to one subscriber;
@@ -325,8 +336,7 @@ def ship(copy_ids: Sequence[int], staff, *, carrier: str, tracking_number: str) 
         now = timezone.now()
         for copy in copies:
             if copy.status == CopyStatus.RETURNED:
-                returned_at = copy.status_changed_at
-                if not subscription.address_updated_at or subscription.address_updated_at <= returned_at:
+                if not address_fixed_since_return(copy, subscription):
                     raise IllegalTransition(
                         f"Disc {copy.disc.number} of {copy.disc.owner} came back undeliverable; "
                         "it waits until the subscriber fixes the address."

@@ -44,13 +44,7 @@ def _copies(n: int) -> str:
 def can_reship(copy: DiscCopy) -> bool:
     """A returned copy may go out again once the subscriber fixed the address after it came back."""
     subscription = getattr(copy.disc.owner, "subscription", None)
-    return bool(
-        copy.status == CopyStatus.RETURNED
-        and subscription is not None
-        and subscription.has_address
-        and subscription.address_updated_at
-        and subscription.address_updated_at > copy.status_changed_at
-    )
+    return copy.status == CopyStatus.RETURNED and fulfillment.address_fixed_since_return(copy, subscription)
 
 
 def envelopes(rows: list[DiscCopy]) -> list[dict]:
