@@ -264,6 +264,9 @@ DISCSUB_UPLOAD_MAX_BYTES = env_int("DISCSUB_UPLOAD_MAX_MB", 4096) * 1024 * 1024
 DISCSUB_LOGIN_ATTEMPTS_PER_USER = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_USER", 5)
 DISCSUB_LOGIN_ATTEMPTS_PER_IP = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_IP", 30)
 DISCSUB_LOGIN_WINDOW_MINUTES = env_int("DISCSUB_LOGIN_WINDOW_MINUTES", 15)
+# Behind a reverse proxy every request seems to come from the proxy: name the
+# request header that carries the client's address (e.g. HTTP_X_REAL_IP).
+RATELIMIT_IP_META_KEY = os.environ.get("DISCSUB_CLIENT_IP_HEADER") or None
 if os.environ.get("REDIS_URL"):
     _REDIS_CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
     CACHES = {"default": _REDIS_CACHE}

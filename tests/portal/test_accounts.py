@@ -99,3 +99,19 @@ def test_password_change(client, alice):
     assert response.status_code == 302
     client.post(reverse("logout"))
     assert sign_in(client, "alice", "another-passphrase-9").status_code == 302
+
+
+def test_behind_a_proxy_the_client_address_comes_from_its_header(client, alice, bob, settings):
+    settings.RATELIMIT_IP_META_KEY = "HTTP_X_REAL_IP"
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_IP = 2
+    proxy = "10.0.0.254"
+    for n in range(2):
+        client.post(LOGIN, {"username": f"x{n}", "password": "guess"}, REMOTE_ADDR=proxy, HTTP_X_REAL_IP="203.0.113.9")
+    blocked = client.post(
+        LOGIN, {"username": "bob", "password": "bob-password-1"}, REMOTE_ADDR=proxy, HTTP_X_REAL_IP="203.0.113.9"
+    )
+    assert blocked.status_code == 429
+    other_client = client.post(
+        LOGIN, {"username": "bob", "password": "bob-password-1"}, REMOTE_ADDR=proxy, HTTP_X_REAL_IP="198.51.100.7"
+    )
+    assert other_client.status_code == 302
