@@ -92,9 +92,12 @@ class FailureRate:
         return self.failed / self.checks if self.checks else 0.0
 
 
-def read_back_failure_rates(field: str, *, days: int = 90, now: dt.datetime | None = None) -> list[FailureRate]:
+def read_back_failure_rates(
+    field: str, *, days: int = 90, limit: int = 12, now: dt.datetime | None = None
+) -> list[FailureRate]:
     """Read-back checks and failures per drive (``field="drive"``) or per media
-    batch (``"media_batch"``) over the last ``days`` days, worst first (one query)."""
+    batch (``"media_batch"``) over the last ``days`` days, the ``limit`` worst
+    first (one query)."""
     if field not in ("drive", "media_batch"):
         raise ValueError(f"failure rates are kept per drive or per media batch, not {field!r}")
     since = (now or timezone.now()) - dt.timedelta(days=days)
@@ -105,4 +108,4 @@ def read_back_failure_rates(field: str, *, days: int = 90, now: dt.datetime | No
         .annotate(checks=Count("id"), failed=Count("id", filter=Q(ok=False)))
     )
     rates = [FailureRate(r[field], r["checks"], r["failed"]) for r in rows]
-    return sorted(rates, key=lambda r: (-r.rate, -r.checks, r.name))
+    return sorted(rates, key=lambda r: (-r.rate, -r.checks, r.name))[:limit]
