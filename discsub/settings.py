@@ -291,7 +291,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # by a cluster started with Q_CLUSTER_NAME=discsub-builds, so they never
 # hold up short jobs.  In each, retry must exceed timeout so a task is never
 # handed to a second worker while the first still runs.
-DISCSUB_BUILD_QUEUE = "discsub-builds"
+DISCSUB_BUILD_QUEUE = os.environ.get("DISCSUB_BUILD_QUEUE", "discsub-builds")
 Q_CLUSTER = {
     "name": "discsub",
     "workers": env_int("DISCSUB_WORKERS", 2),

@@ -289,7 +289,7 @@ def build_disc(disc_id: int, *, progress: Callable[[int, int], None] | None = No
     task = "verifying" if disc.status == DiscStatus.BUILT else "building"
     workers.beat(task, disc.pk)
     try:
-        with workers.LeaseKeeper(disc.pk, disc.leased_by, task):
+        with workers.LeaseKeeper(disc.pk, disc.leased_by):
             if disc.status == DiscStatus.BUILT:
                 return verify_built(disc)
             return build_image(disc, progress=progress)

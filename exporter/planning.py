@@ -119,6 +119,69 @@ def _pending_chunks(owner: AbstractBaseUser) -> Iterator[list[tuple[int, int]]]:
         last = rows[-1][0]
 
 
+class _Backlog:
+    """The pending changes and their items as one plan reads them: chunk by
+    chunk, on demand, each item locked and read once.  What was read is
+    kept, so a second choice (with another recovery block size) reads
+    nothing twice and locks nothing more than it needs."""
+
+    def __init__(self, owner: AbstractBaseUser, album_paths: dict):
+        self.owner, self.album_paths = owner, album_paths
+        self._source: Iterator[list[tuple[int, int]]] = _pending_chunks(owner)
+        resume = splitting.in_progress(owner.pk)
+        if resume is not None:
+            # The next part of a split file goes first: parts land on consecutive discs.
+            self._source = itertools.chain([[(0, resume)]], self._source)
+        self._read: list[tuple[list[int], dict[int, MediaItem], set]] = []
+        self._seen: set[int] = set()
+
+    def __iter__(self) -> Iterator[tuple[list[int], dict[int, MediaItem], set]]:
+        n = 0
+        while True:
+            if n == len(self._read):
+                chunk = next(self._source, None)
+                if chunk is None:
+                    return
+                self._read.append(self._load(chunk))
+            yield self._read[n]
+            n += 1
+
+    def reread_issues(self) -> None:
+        """Read the open issues of every item read so far again (one query):
+        a choice may have flagged some, and the next must skip them too."""
+        open_issues = set(
+            ItemIssue.objects.filter(item_id__in=self._seen, resolved_at__isnull=True).values_list(
+                "item_id", "version_id"
+            )
+        )
+        for fresh, _, blocked in self._read:
+            ids = set(fresh)
+            blocked.update(issue for issue in open_issues if issue[0] in ids)
+
+    def _load(self, chunk: list[tuple[int, int]]) -> tuple[list[int], dict[int, MediaItem], set]:
+        fresh = list(dict.fromkeys(item_id for _, item_id in chunk if item_id not in self._seen))
+        self._seen.update(fresh)
+        # Lock the items: a library change to one of them waits until this
+        # plan commits, so what we read is what we resolve.  Nothing is joined
+        # to the locking read: one that waited for a writer returns the item
+        # row as that writer committed it but, under READ COMMITTED, joined
+        # rows as they were before (its new version would be missing).
+        # Related rows are read afterwards, and albums created meanwhile are
+        # looked up again.
+        items = (
+            MediaItem.objects.select_for_update(of=("self",))
+            .filter(pk__in=fresh)
+            .prefetch_related("current_version", "albums")
+        )
+        by_id = {item.pk: item for item in items}
+        if any(album.pk not in self.album_paths for item in by_id.values() for album in item.albums.all()):
+            self.album_paths.update(_album_paths(self.owner))
+        blocked = set(
+            ItemIssue.objects.filter(item_id__in=fresh, resolved_at__isnull=True).values_list("item_id", "version_id")
+        )
+        return fresh, by_id, blocked
+
+
 def _estimate(candidate: _Candidate, percent: int = 0, block: int = 0) -> int:
     """Sectors the candidate adds to the image, with its share of the
     recovery data at ``percent`` % in blocks of at most ``block`` sectors."""
@@ -213,45 +276,20 @@ def _recovery_block(chosen: list[_Candidate]) -> int:
 
 
 def _select(
-    owner, medium: str, capacity: int, album_paths, block: int, splits: dict
+    owner, medium: str, capacity: int, album_paths, block: int, splits: dict, backlog: _Backlog | None = None
 ) -> tuple[list[_Candidate], list[int], bool]:
     """Choose candidates oldest first; ``block`` is the par2 block size (in
     sectors) to estimate the recovery data with; ``splits`` caches what
-    splitting a file cost.  Returns (chosen, absorbed item ids, full)."""
+    splitting a file cost; ``backlog`` what an earlier choice of the same
+    plan read.  Returns (chosen, absorbed item ids, full)."""
     budget = capacity - BASE_OVERHEAD_SECTORS
     percent = recovery_percent(medium)
     used = 0
     chosen: list[_Candidate] = []
     absorbed: list[int] = []
-    seen: set[int] = set()
     full = False
     passed_over = 0
-    chunks: Iterator[list[tuple[int, int]]] = _pending_chunks(owner)
-    resume = splitting.in_progress(owner.pk)
-    if resume is not None:
-        # The next part of a split file goes first: parts land on consecutive discs.
-        chunks = itertools.chain([[(0, resume)]], chunks)
-    for chunk in chunks:
-        fresh = list(dict.fromkeys(item_id for _, item_id in chunk if item_id not in seen))
-        seen.update(fresh)
-        # Lock the items: a library change to one of them waits until this
-        # plan commits, so what we read is what we resolve.  Nothing is joined
-        # to the locking read: one that waited for a writer returns the item
-        # row as that writer committed it but, under READ COMMITTED, joined
-        # rows as they were before (its new version would be missing).
-        # Related rows are read afterwards, and albums created meanwhile are
-        # looked up again.
-        items = (
-            MediaItem.objects.select_for_update(of=("self",))
-            .filter(pk__in=fresh)
-            .prefetch_related("current_version", "albums")
-        )
-        by_id = {item.pk: item for item in items}
-        if any(album.pk not in album_paths for item in by_id.values() for album in item.albums.all()):
-            album_paths.update(_album_paths(owner))
-        blocked = set(
-            ItemIssue.objects.filter(item_id__in=fresh, resolved_at__isnull=True).values_list("item_id", "version_id")
-        )
+    for fresh, by_id, blocked in backlog if backlog is not None else _Backlog(owner, album_paths):
         for item_id in fresh:
             item = by_id[item_id]
             kind, version = _net_effect(item)
@@ -389,10 +427,12 @@ def plan_next_disc(
         # packs the disc closer.
         block = -(-capacity // par2.TARGET_SOURCE_BLOCKS)
         splits: dict = {}
-        chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits)
+        backlog = _Backlog(owner, album_paths)
+        chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits, backlog)
         if chosen and recovery_percent(medium) and _recovery_block(chosen) < block * 0.9:
             block = _recovery_block(chosen)
-            chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits)
+            backlog.reread_issues()
+            chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits, backlog)
         disc = None
         if chosen and (full or allow_partial):
             disc = _fix_disc(owner, cursor, medium, capacity, chosen, now)
@@ -467,7 +507,9 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
     MediaItem.objects.filter(pk__in=by_kind[EntryKind.FILE]).update(
         planned_version_number=Subquery(version_number), planned_metadata_revision=F("metadata_revision")
     )
-    MediaItem.objects.filter(pk__in=by_kind[EntryKind.METADATA]).update(planned_metadata_revision=F("metadata_revision"))
+    MediaItem.objects.filter(pk__in=by_kind[EntryKind.METADATA]).update(
+        planned_metadata_revision=F("metadata_revision")
+    )
     MediaItem.objects.filter(pk__in=by_kind[EntryKind.DELETION]).update(deletion_planned=True)
     cursor.discs_planned = number
     DiscEvent.objects.create(disc=disc, from_status="", to_status=DiscStatus.PLANNED, note=f"{len(entries)} entries")

@@ -182,7 +182,10 @@ def queue_due_builds(now: dt.datetime | None = None, *, limit: int = 1000) -> li
     from django_q.tasks import async_task
 
     now = now or timezone.now()
-    requeue = now - dt.timedelta(seconds=settings.Q_CLUSTER["ALT_CLUSTERS"][settings.DISCSUB_BUILD_QUEUE]["retry"])
+    # A task the broker lost (a Redis worker killed mid-task) is queued again
+    # once the build queue's retry time has passed.
+    queue = settings.Q_CLUSTER.get("ALT_CLUSTERS", {}).get(settings.DISCSUB_BUILD_QUEUE, settings.Q_CLUSTER)
+    requeue = now - dt.timedelta(seconds=queue.get("retry", settings.Q_CLUSTER["retry"]))
     not_queued = (
         Q(queued_at__isnull=True)
         | Q(queued_at__lt=requeue)

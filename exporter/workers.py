@@ -73,6 +73,14 @@ def beat(task: str = "", disc_id: int | None = None) -> None:
         log.warning("heartbeat of %s not recorded: %s", worker, exc)
 
 
+def touch() -> None:
+    """Record that this worker is alive, leaving what it does as it was."""
+    try:
+        WorkerHeartbeat.objects.filter(worker=worker_id()).update(seen_at=timezone.now())
+    except DatabaseError as exc:
+        log.warning("heartbeat of %s not recorded: %s", worker_id(), exc)
+
+
 def renew(disc_id: int, token: str) -> bool:
     """Push the lease ``token`` holds on the disc forward; False when it no
     longer holds it (it ran out and another worker took the disc)."""
@@ -91,8 +99,8 @@ class LeaseKeeper:
     conditional update (which names the holder) refuses the result then
     anyway, so this is for the log and for stopping early."""
 
-    def __init__(self, disc_id: int, token: str, task: str):
-        self.disc_id, self.token, self.task = disc_id, token, task
+    def __init__(self, disc_id: int, token: str):
+        self.disc_id, self.token = disc_id, token
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{disc_id}", daemon=True)
@@ -114,7 +122,7 @@ class LeaseKeeper:
                         log.warning("lost the lease on disc %s (%s)", self.disc_id, self.token)
                         self.lost.set()
                         return
-                    beat(self.task, self.disc_id)
+                    touch()
                 except DatabaseError as exc:
                     # The next renewal may succeed; the lease is long enough to miss one.
                     log.warning("lease renewal of disc %s failed: %s", self.disc_id, exc)
