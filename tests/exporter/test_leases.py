@@ -134,13 +134,15 @@ def test_the_lease_is_renewed_while_the_worker_holds_it(alice, settings):
     settings.DISCSUB_LEASE_SECONDS = 1
     disc = build.claim_for_build(planned_disc(alice).pk)
     first = disc.lease_expires_at
-    with workers.LeaseKeeper(disc.pk, disc.leased_by, "building"):
+    workers.beat("building", disc.pk)
+    seen = WorkerHeartbeat.objects.get(worker=workers.worker_id()).seen_at
+    with workers.LeaseKeeper(disc.pk, disc.leased_by):
         deadline = time.monotonic() + 10
         while Disc.objects.get(pk=disc.pk).lease_expires_at <= first:
             assert time.monotonic() < deadline, "the lease was never renewed"
             time.sleep(0.05)
     beat = WorkerHeartbeat.objects.get(worker=workers.worker_id())
-    assert (beat.task, beat.disc_id) == ("building", disc.pk)
+    assert (beat.task, beat.disc_id) == ("building", disc.pk) and beat.seen_at > seen
 
 
 def test_leftovers_of_killed_workers_are_removed_and_live_ones_kept(alice, settings):
