@@ -80,7 +80,7 @@ def client(endpoint: str, *, read_timeout: int = 5):
     )
 
 
-def storage_options(endpoint: str, bucket: str, *, location: str = "", read_timeout: int = 1) -> dict:
+def storage_options(endpoint: str, bucket: str, *, location: str = "", read_timeout: int = 2) -> dict:
     """``STORAGES`` options as discsub/settings.py makes them, with short
     timeouts and no retries inside botocore (ours are under test)."""
     return {
@@ -119,13 +119,13 @@ class S3:
     def client(self):
         return client(self.endpoint)
 
-    def use(self, endpoint: str | None = None) -> None:
+    def use(self, endpoint: str | None = None, *, read_timeout: int = 2) -> None:
         """Point the app's originals and images at ``endpoint`` (a proxy), or moto itself."""
         url = endpoint or self.endpoint
         self.settings.STORAGES = {
             **self.settings.STORAGES,
-            "default": storage_options(url, self.bucket),
-            "images": storage_options(url, self.bucket, location="images"),
+            "default": storage_options(url, self.bucket, read_timeout=read_timeout),
+            "images": storage_options(url, self.bucket, location="images", read_timeout=read_timeout),
         }
 
     def get(self, key: str) -> bytes:
@@ -261,7 +261,7 @@ class FaultProxy:
             handler.close_connection = True
             return
         if fault == TIME_OUT:
-            self._stop.wait(5)  # longer than the client's read timeout
+            self._stop.wait(10)  # longer than the client's read timeout
             handler.close_connection = True
             return
         with self._lock:
@@ -291,9 +291,12 @@ class FaultProxy:
         handler.send_header(
             "Content-Length", str(len(data)) if method != "HEAD" else response.getheader("Content-Length", "0")
         )
-        handler.end_headers()
-        if method != "HEAD":
-            handler.wfile.write(data)
+        try:
+            handler.end_headers()
+            if method != "HEAD":
+                handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (its own timeout): as a real server sees it
 
 
 @pytest.fixture

@@ -69,7 +69,9 @@ def test_sources_are_staged_on_the_data_disk_a_bounded_number_at_a_time(alice, s
             seen.append(tree(settings.BUILD_DIR))
 
     fault_proxy.on_request = watch
-    fault_proxy.delay = 0.2  # each download takes a while: they overlap when they can
+    fault_proxy.delay = 0.3  # each download takes a while: they overlap when they can
+    # No client timeout on a busy machine: each GET here must be the only one for its object.
+    s3.use(fault_proxy.url, read_timeout=30)
 
     assert build.build_disc(disc.pk).status == DiscStatus.VERIFIED
     assert len(seen) == 8
