@@ -28,6 +28,7 @@ from .access import get_copy, staff_required
 from .forms import BurnedForm, ClaimForm, CopiesForm, FilterForm, NoteForm, ReadBackForm, ShipForm
 
 PAGE_SIZE = 100
+ENVELOPE_PAGE_SIZE = 500
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -82,7 +83,9 @@ def queue(request: HttpRequest, step: str = "burn") -> HttpResponse:
         min_age_days=int(chosen.get("age") or 0),
         mine=request.user if chosen.get("mine") else None,
     )
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Envelopes are grouped within a page: the ship tab's page is long enough to keep them whole.
+    size = ENVELOPE_PAGE_SIZE if current.slug in ("ship", "exceptions") else PAGE_SIZE
+    page = Paginator(rows, size).get_page(request.GET.get("page"))
     rows = list(page.object_list)
     now = timezone.now()
     for copy in rows:
