@@ -208,3 +208,16 @@ def test_setup_schedules_is_idempotent(settings):
     settings.DISCSUB_SCHEDULE_MINUTES = 2
     call_command("setup_schedules")
     assert Schedule.objects.get().minutes == 2
+
+
+def test_a_disc_whose_worker_died_is_queued_again_once_its_lease_runs_out(alice, clock):
+    add_sized(alice, 5 * MB, "a.bin")
+    set_next_run(alice, T0)
+    scheduling.run_due(T0)
+    (disc,) = discs_of(alice)
+    # A worker took it and died (its broker message is gone with it).
+    lease_end = T0 + dt.timedelta(minutes=5)
+    Disc.objects.filter(pk=disc.pk).update(status="building", leased_by="gone:1:x", lease_expires_at=lease_end)
+    assert scheduling.queue_due_builds(T0 + dt.timedelta(minutes=4)) == [], "its lease still runs"
+    assert scheduling.queue_due_builds(lease_end + dt.timedelta(seconds=1)) == [disc.pk]
+    assert scheduling.queue_due_builds(lease_end + dt.timedelta(seconds=2)) == [], "queued once"

@@ -94,3 +94,29 @@ def test_worker_heartbeats_mark_silent_workers():
     rows, queries = count_queries(status.worker_heartbeats, now)
     assert [(r["worker"], r["silent"], r["disc_id"]) for r in rows] == [("a:1", False, 7), ("b:2", True, None)]
     assert queries == 1
+
+
+def test_export_status_prints_every_section_and_json(alice, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    backlog(alice, [2_500_000])
+    disc = plan_next_disc(alice, allow_partial=True)
+    Disc.objects.filter(pk=disc.pk).update(status=DiscStatus.FAILED, last_error="the data disk is full")
+    call_command("export_status")
+    text = capsys.readouterr().out
+    for needle in (
+        "Discs: planned 0",
+        "failed 1",
+        "Failed builds:",
+        "the data disk is full",
+        "Workers:",
+        "Scheduler runs:",
+    ):
+        assert needle in text, text
+    call_command("export_status", "--json")
+    data = json.loads(capsys.readouterr().out)
+    assert data["discs"]["failed"] == 1
+    assert [f["disc_id"] for f in data["failed_builds"]] == [disc.pk]
+    assert set(data) >= {"backlog", "oldest_pending_change_age_seconds", "workers", "clusters", "job_runs"}
