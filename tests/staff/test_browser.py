@@ -41,6 +41,8 @@ def shoot(page, name: str) -> None:
     for label, width in WIDTHS.items():
         page.set_viewport_size({"width": width, "height": 900})
         page.screenshot(path=str(SHOTS / f"staff-{name}-{label}.png"), full_page=True)
+        # Nothing wider than the screen: tables scroll inside their cards.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, label)
     page.set_viewport_size({"width": WIDTHS["desktop"], "height": 900})
 
 
