@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from exporter import fulfillment
-from exporter.models import CopyStatus, ItemIssue, Subscription
+from exporter.models import CopyStatus, Disc, DiscStatus, ItemIssue, Subscription
 from tests.factories import add_sized, verified_disc
 from tests.staff.conftest import EVERY_STATE, new_copy
 
@@ -25,6 +25,8 @@ def add_work(owners, sam, per_state: int) -> None:
             copy.pk, sam, drive=f"D{n}", media_batch=f"B{n}", method="checkisomd5", value="FAIL"
         )
         ItemIssue.objects.create(item=add_sized(owner, 100, f"x{n}.jpg"), kind="checksum_mismatch", message="bad")
+        failed = verified_disc(owner)
+        Disc.objects.filter(pk=failed.pk).update(status=DiscStatus.FAILED, last_error=f"par2 is not installed ({n})")
     nobody = owners[0].__class__.objects.create_user(f"nobody{per_state}")
     Subscription.objects.create(user=nobody)
     verified_disc(nobody)
@@ -47,6 +49,9 @@ def test_queue_and_dashboard_queries_do_not_grow_with_copies(client, alice, bob,
     add_work([alice, bob], sam, 4)
     large = {url: count(client, url) for url in [*URLS, reverse("staff:dashboard")]}
     assert small == large
+    # Failed builds show with their reasons on the dashboard and the exceptions tab.
+    for url in [reverse("staff:dashboard"), URLS[-1]]:
+        assert "par2 is not installed (3)" in client.get(url).content.decode()
     # Queue: session, user, the user's permissions (2: direct and via groups), the tab
     # counts (3: per state, exception copies, failed builds), the page's count and its
     # rows; the exceptions tab adds the list of failed builds.
