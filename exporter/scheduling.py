@@ -39,6 +39,7 @@ from exporter.models import (
     Resolution,
     Subscription,
     SubscriptionStatus,
+    WorkerHeartbeat,
 )
 from exporter.planning import plan_next_disc
 
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 CADENCE_DAYS = {"weekly": 7, "monthly": 30, "quarterly": 91}
 BATCH = 500
 JOB_NAME = "plan_due"
+KEEP_RUNS = dt.timedelta(days=30)
+KEEP_HEARTBEATS = dt.timedelta(days=7)
 
 
 def period(subscription: Subscription) -> dt.timedelta:
@@ -246,5 +249,8 @@ def run_due(now: dt.datetime | None = None, *, medium: str | None = None, queue_
     run.finished_at = timezone.now()
     run.save()
     run.outcomes = outcomes  # for callers in this process (not stored)
+    # What staff no longer need: old passes, and workers long gone.
+    JobRun.objects.filter(name=JOB_NAME, started_at__lt=now - KEEP_RUNS).delete()
+    WorkerHeartbeat.objects.filter(seen_at__lt=now - KEEP_HEARTBEATS).delete()
     workers.beat("")
     return run

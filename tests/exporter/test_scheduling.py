@@ -9,7 +9,16 @@ from django.core.management import call_command
 from django_q.models import OrmQ, Schedule
 
 from exporter import scheduling, subscriptions
-from exporter.models import Change, Disc, ExportCursor, JobRun, Resolution, Subscription, SubscriptionStatus
+from exporter.models import (
+    Change,
+    Disc,
+    ExportCursor,
+    JobRun,
+    Resolution,
+    Subscription,
+    SubscriptionStatus,
+    WorkerHeartbeat,
+)
 from tests.factories import add_sized
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +80,12 @@ def test_a_period_end_ships_what_is_pending_and_a_doubled_pass_does_nothing(alic
     assert (again.subscriptions, again.discs_planned) == (0, 0)
     assert len(discs_of(alice)) == 1
     assert JobRun.objects.count() == 2  # every pass is recorded
+
+    # A month later the old passes are dropped (and workers unseen for a week).
+    WorkerHeartbeat.objects.create(worker="gone:1", host="gone", pid=1, seen_at=T0)
+    later = scheduling.run_due(T0 + dt.timedelta(days=31), queue_builds=False)
+    assert list(JobRun.objects.all()) == [later]
+    assert not WorkerHeartbeat.objects.filter(worker="gone:1").exists()
 
 
 def test_a_missed_pass_catches_up_once_and_keeps_the_calendar(alice, clock):
