@@ -24,6 +24,15 @@ def test_sign_in_and_out(client, alice):
     assert client.get(reverse("library")).status_code == 302
 
 
+def test_fulfilment_staff_land_on_the_queue_unless_sent_elsewhere(client, sam):
+    assert sign_in(client, "sam", "sam-password-1")["Location"] == reverse("staff:queue")
+    client.post(reverse("logout"))
+    response = client.post(
+        f"{LOGIN}?next=/staff/dashboard/", {"username": "sam", "password": "sam-password-1"}, REMOTE_ADDR="10.0.0.1"
+    )
+    assert response["Location"] == "/staff/dashboard/"
+
+
 def test_wrong_passwords_are_limited_per_username(client, alice, bob, settings):
     settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 3
     for _ in range(3):

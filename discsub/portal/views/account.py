@@ -8,11 +8,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_ratelimit.core import get_usage
 
 from discsub.portal.forms import AddressForm, EmailPreferencesForm, PlanForm
 from discsub.portal.lookups import get_subscription_for_user
+from discsub.staff.access import is_fulfilment_staff
 from exporter import subscriptions
 from exporter.errors import IllegalTransition
 from exporter.models import SubscriptionStatus
@@ -44,6 +46,12 @@ class LoginView(auth_views.LoginView):
     client address; past the limit, no password is checked at all."""
 
     redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        # Fulfilment staff come to work the queue, not to a library.
+        if is_fulfilment_staff(self.request.user):
+            return reverse("staff:queue")
+        return super().get_default_redirect_url()
 
     def post(self, request, *args, **kwargs):
         if _attempts(request, increment=False):
