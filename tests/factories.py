@@ -85,3 +85,38 @@ def verified_disc(owner, number: int | None = None, medium: str = "cd"):
     )
     fulfillment.queue_first_copy(disc)
     return disc
+
+
+# The main path of a copy (DESIGN §5), in order; returned is reached via shipped.
+COPY_MAIN_PATH = ["queued", "claimed", "burned", "checked", "labelled", "shipped", "delivered"]
+COPY_STATES_WALKED = [*COPY_MAIN_PATH, "returned"]
+
+
+def walk_copy(copy, target: str, staff, *, tracking: str = "AB123456789GB"):
+    """Move a copy through the real transitions up to ``target`` (returned: via shipped)."""
+    from exporter import fulfillment
+
+    steps = {
+        "claimed": lambda: fulfillment.claim_copies([copy.pk], staff, drive="Drive A"),
+        "burned": lambda: fulfillment.mark_burned(copy.pk, staff, drive="Drive A", media_batch="B-1"),
+        "checked": lambda: fulfillment.record_read_back(
+            copy.pk, staff, drive="Drive B", media_batch="B-1", method="sha256", value=copy.disc.image_sha256
+        ),
+        "labelled": lambda: fulfillment.mark_labelled(copy.pk, staff),
+        "shipped": lambda: fulfillment.ship([copy.pk], staff, carrier="royal-mail", tracking_number=tracking),
+        "delivered": lambda: fulfillment.mark_delivered(copy.pk, staff),
+    }
+    stop = "shipped" if target == "returned" else target
+    for status in COPY_MAIN_PATH[1 : COPY_MAIN_PATH.index(stop) + 1]:
+        steps[status]()
+    if target == "returned":
+        fulfillment.mark_returned(copy.pk, staff)
+    copy.refresh_from_db()
+    assert copy.status == target
+    return copy
+
+
+def new_copy(owner, staff, target: str = "queued", medium: str = "cd"):
+    """The first copy of a new verified disc of ``owner``, walked to ``target``."""
+    disc = verified_disc(owner, medium=medium)
+    return walk_copy(disc.copies.get(reason="first"), target, staff)

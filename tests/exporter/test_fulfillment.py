@@ -11,7 +11,7 @@ from django.utils import timezone
 from exporter import carriers, fulfillment
 from exporter.errors import IllegalTransition
 from exporter.models import CopyReason, CopyStatus, DiscCopy, ReadBackCheck, Subscription
-from tests.factories import verified_disc
+from tests.factories import verified_disc, walk_copy
 
 pytestmark = pytest.mark.django_db
 
@@ -21,36 +21,7 @@ def first_copy(disc) -> DiscCopy:
 
 
 def to_state(copy: DiscCopy, target: str, staff) -> DiscCopy:
-    """Walk a copy along the main path up to ``target``."""
-    path = [
-        CopyStatus.CLAIMED,
-        CopyStatus.BURNED,
-        CopyStatus.CHECKED,
-        CopyStatus.LABELLED,
-        CopyStatus.SHIPPED,
-        CopyStatus.DELIVERED,
-    ]
-    steps = {
-        CopyStatus.CLAIMED: lambda: fulfillment.claim_copies([copy.pk], staff, drive="D1"),
-        CopyStatus.BURNED: lambda: fulfillment.mark_burned(copy.pk, staff, drive="D1", media_batch="B7"),
-        CopyStatus.CHECKED: lambda: fulfillment.record_read_back(
-            copy.pk, staff, drive="D2", media_batch="B7", method="sha256", value=copy.disc.image_sha256
-        ),
-        CopyStatus.LABELLED: lambda: fulfillment.mark_labelled(copy.pk, staff),
-        CopyStatus.SHIPPED: lambda: fulfillment.ship(
-            [copy.pk], staff, carrier="royal-mail", tracking_number="AB123456789GB"
-        ),
-        CopyStatus.DELIVERED: lambda: fulfillment.mark_delivered(copy.pk, staff),
-    }
-    if target == CopyStatus.QUEUED:
-        return copy
-    for step in path:
-        steps[step]()
-        if step == target:
-            break
-    copy.refresh_from_db()
-    assert copy.status == target
-    return copy
+    return walk_copy(copy, target, staff)
 
 
 def test_a_verified_image_queues_exactly_one_first_copy(alice):

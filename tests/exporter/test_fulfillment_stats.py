@@ -9,7 +9,7 @@ import time_machine
 from exporter import fulfillment
 from exporter import fulfillment_stats as stats
 from exporter.models import CopyStatus
-from tests.staff.conftest import new_copy
+from tests.factories import new_copy
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from exporter import fulfillment, library, scheduling, subscriptions
 from exporter.errors import IllegalTransition
 from exporter.media import capacity_bytes
 from exporter.models import CopyStatus, Subscription, SubscriptionEvent
-from tests.factories import add_file, add_sized, verified_disc
+from tests.factories import add_file, add_sized, new_copy, verified_disc
 
 pytestmark = pytest.mark.django_db
 
@@ -176,15 +176,7 @@ def test_a_bad_address_is_refused_field_by_field(alice, sub, change, field, mess
 def test_an_address_change_spares_copies_on_their_way_and_releases_a_returned_one(alice, sam, sub):
     on_its_way = verified_disc(alice).copies.get()
     fulfillment.claim_copies([on_its_way.pk], sam)
-    returned = verified_disc(alice).copies.get()
-    fulfillment.claim_copies([returned.pk], sam)
-    fulfillment.mark_burned(returned.pk, sam, drive="d", media_batch="b")
-    fulfillment.record_read_back(
-        returned.pk, sam, drive="d", media_batch="b", method="sha256", value=returned.disc.image_sha256
-    )
-    fulfillment.mark_labelled(returned.pk, sam)
-    fulfillment.ship([returned.pk], sam, carrier="royal-mail", tracking_number="AB123456789GB")
-    fulfillment.mark_returned(returned.pk, sam)
+    returned = new_copy(alice, sam, "returned")
     with pytest.raises(IllegalTransition, match="fixes the address"):
         fulfillment.ship([returned.pk], sam, carrier="royal-mail", tracking_number="AB123456780GB")
 

@@ -1,9 +1,8 @@
 import pytest
 from django.core.cache import cache
 
-from exporter import build, fulfillment, library
-from exporter.models import ReadBackCheck
-from tests.factories import add_file, jpeg_bytes, verified_disc
+from exporter import build, library
+from tests.factories import add_file, jpeg_bytes, verified_disc, walk_copy
 
 
 @pytest.fixture(autouse=True)
@@ -18,21 +17,7 @@ def portal_settings(settings, data_dir):
 
 def ship_copy(disc, staff, tracking="AB123456789GB"):
     """The disc's first copy through burn, read-back, label and ship."""
-    copy = disc.copies.get()
-    fulfillment.claim_copies([copy.pk], staff)
-    fulfillment.mark_burned(copy.pk, staff, drive="drive-1", media_batch="batch-1")
-    fulfillment.record_read_back(
-        copy.pk,
-        staff,
-        drive="drive-1",
-        media_batch="batch-1",
-        method=ReadBackCheck.Method.SHA256,
-        value=disc.image_sha256,
-    )
-    fulfillment.mark_labelled(copy.pk, staff)
-    fulfillment.ship([copy.pk], staff, carrier="royal-mail", tracking_number=tracking)
-    copy.refresh_from_db()
-    return copy
+    return walk_copy(disc.copies.get(), "shipped", staff, tracking=tracking)
 
 
 IMAGE_BYTES = bytes(range(256)) * 40  # 10 KiB whose every offset is recognisable

@@ -17,8 +17,7 @@ from django.test import Client
 from exporter import fulfillment
 from exporter.models import CopyStatus, DiscCopy, ItemIssue, Subscription
 from tests.browser import SHOTS, chromium_browser
-from tests.factories import add_sized, verified_disc
-from tests.staff.conftest import new_copy
+from tests.factories import add_sized, new_copy, verified_disc
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from exporter import fulfillment
 from exporter.models import CopyStatus, DiscCopy, Subscription
-from tests.staff.conftest import new_copy
+from tests.factories import new_copy
 from tests.tools import require_postgres
 
 

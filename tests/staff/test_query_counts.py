@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from exporter import fulfillment
 from exporter.models import CopyStatus, Disc, DiscStatus, ItemIssue, Subscription
-from tests.factories import add_sized, verified_disc
-from tests.staff.conftest import EVERY_STATE, new_copy
+from tests.factories import COPY_STATES_WALKED as EVERY_STATE
+from tests.factories import add_sized, new_copy, verified_disc
 
 pytestmark = pytest.mark.django_db
 
