@@ -16,6 +16,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from exporter.models.events import StateEvent
+
 
 class CopyStatus(models.TextChoices):
     QUEUED = "queued", "To burn"
@@ -100,15 +102,10 @@ class DiscCopy(models.Model):
         return f"copy {self.pk} of {self.disc}"
 
 
-class CopyEvent(models.Model):
+class CopyEvent(StateEvent):
     """Who moved a copy from one state to another, when, and why."""
 
     copy = models.ForeignKey(DiscCopy, on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField(auto_now_add=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    from_status = models.CharField(max_length=10, blank=True)
-    to_status = models.CharField(max_length=10)
-    note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["copy", "at", "id"]

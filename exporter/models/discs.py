@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from exporter.media import Medium
+from exporter.models.events import StateEvent
 
 
 class DiscStatus(models.TextChoices):
@@ -124,15 +125,10 @@ class DiscEntry(models.Model):
         return f"{self.kind} {self.item_id} on {self.disc_id}"
 
 
-class DiscEvent(models.Model):
+class DiscEvent(StateEvent):
     """Who moved a disc from one state to another, and when."""
 
     disc = models.ForeignKey(Disc, on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField(auto_now_add=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    from_status = models.CharField(max_length=10, blank=True)
-    to_status = models.CharField(max_length=10)
-    note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["disc", "at", "id"]

@@ -1,7 +1,8 @@
 """What happened to a subscription, who did it and when (DESIGN §2.7)."""
 
-from django.conf import settings
 from django.db import models
+
+from exporter.models.events import StateEvent
 
 
 class SubscriptionEventKind(models.TextChoices):
@@ -14,14 +15,11 @@ class SubscriptionEventKind(models.TextChoices):
     EMAILS_CHANGED = "emails_changed", "Email preferences changed"
 
 
-class SubscriptionEvent(models.Model):
+class SubscriptionEvent(StateEvent):
     subscription = models.ForeignKey("exporter.Subscription", on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField(auto_now_add=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     kind = models.CharField(max_length=20, choices=SubscriptionEventKind.choices)
-    from_status = models.CharField(max_length=10, blank=True)
+    # Settings changes (plan, address, emails) move no status.
     to_status = models.CharField(max_length=10, blank=True)
-    note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["subscription", "at", "id"]
