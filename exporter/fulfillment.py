@@ -167,17 +167,19 @@ def _claim(candidates, staff, *, drive: str, limit: int | None = None) -> list[D
     return claimed
 
 
-def _require_holder(copy: DiscCopy, staff) -> None:
-    if copy.claimed_by_id is not None and staff is not None and copy.claimed_by_id != staff.pk:
+def _locked_for_holder(copy_id: int, staff) -> DiscCopy:
+    """The locked copy; a claimed one only for the staff member who claimed it."""
+    copy = _locked(copy_id)
+    held_by_other = copy.claimed_by_id is not None and staff is not None and copy.claimed_by_id != staff.pk
+    if copy.status == CopyStatus.CLAIMED and held_by_other:
         raise IllegalTransition(f"Disc {copy.disc.number} of {copy.disc.owner} is claimed by {copy.claimed_by}.")
+    return copy
 
 
 def release(copy_id: int, staff, *, note: str = "") -> DiscCopy:
     """claimed → queued: hand a claimed copy back unburned."""
     with transaction.atomic():
-        copy = _locked(copy_id)
-        if copy.status == CopyStatus.CLAIMED:
-            _require_holder(copy, staff)
+        copy = _locked_for_holder(copy_id, staff)
         return _move(
             copy,
             CopyStatus.QUEUED,
@@ -195,9 +197,7 @@ def mark_burned(copy_id: int, staff, *, drive: str, media_batch: str) -> DiscCop
     if not drive or not media_batch:
         raise IllegalTransition("Say which drive and which batch of blank discs were used.")
     with transaction.atomic():
-        copy = _locked(copy_id)
-        if copy.status == CopyStatus.CLAIMED:
-            _require_holder(copy, staff)
+        copy = _locked_for_holder(copy_id, staff)
         return _move(
             copy,
             CopyStatus.BURNED,
@@ -213,7 +213,7 @@ def mark_burned(copy_id: int, staff, *, drive: str, media_batch: str) -> DiscCop
 def burn_failed(copy_id: int, staff, *, note: str = "") -> DiscCopy:
     """claimed → queued: the burn failed; the copy waits to be burned again."""
     with transaction.atomic():
-        copy = _locked(copy_id)
+        copy = _locked_for_holder(copy_id, staff)
         return _move(
             copy,
             CopyStatus.QUEUED,

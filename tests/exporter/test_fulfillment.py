@@ -176,6 +176,12 @@ def test_a_copy_claimed_by_someone_else_cannot_be_burned_by_me(alice, sam, djang
     copy = to_state(first_copy(verified_disc(alice)), CopyStatus.CLAIMED, sam)
     with pytest.raises(IllegalTransition, match="claimed by sam"):
         fulfillment.mark_burned(copy.pk, other, drive="D", media_batch="B")
+    with pytest.raises(IllegalTransition, match="claimed by sam"):
+        fulfillment.burn_failed(copy.pk, other)
+    with pytest.raises(IllegalTransition, match="claimed by sam"):
+        fulfillment.release(copy.pk, other)
+    copy.refresh_from_db()
+    assert copy.status == CopyStatus.CLAIMED and copy.claimed_by == sam
 
 
 def test_an_address_edit_after_claim_does_not_change_the_copy(alice, sam):
