@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.core.management import call_command
-from django_q.models import OrmQ, Schedule
+from django_q.models import Schedule
 
 from exporter import scheduling, subscriptions
 from exporter.models import (
@@ -197,17 +197,41 @@ def test_the_per_period_cap_leaves_the_newest_for_the_next_period(alice, clock, 
     assert [d.entries.get().item_id for d in discs_of(alice)] == [i.pk for i in items]
 
 
-def test_one_build_task_per_disc_and_a_doubled_pass_queues_none(alice, bob, clock, settings):
+@pytest.fixture
+def build_queue(settings):
+    """The build queue of the configured broker (Redis in CI's PostgreSQL run,
+    the ORM otherwise), empty before and after the test."""
+    from django_q.brokers import get_broker
+
+    broker = get_broker(settings.DISCSUB_BUILD_QUEUE)
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()
+
+
+def queued_tasks(broker) -> list[dict]:
+    """The tasks waiting in the queue, read without taking them."""
+    from django_q.brokers.orm import ORM
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    if isinstance(broker, ORM):
+        payloads = OrmQ.objects.filter(key=broker.list_key).values_list("payload", flat=True)
+    else:
+        payloads = broker.connection.lrange(broker.list_key, 0, -1)
+    return [SignedPackage.loads(payload) for payload in payloads]
+
+
+def test_one_build_task_per_disc_and_a_doubled_pass_queues_none(alice, bob, clock, build_queue):
     for user in (alice, bob):
         add_sized(user, 5 * MB, f"{user.username}.bin")
         set_next_run(user, T0)
     run = scheduling.run_due(T0)
     discs = Disc.objects.order_by("pk")
-    tasks = [q.task for q in OrmQ.objects.filter(key=settings.DISCSUB_BUILD_QUEUE)]
     assert run.builds_queued == 2
-    assert sorted((t["func"], t["args"]) for t in tasks) == [("exporter.tasks.build_disc", (d.pk,)) for d in discs]
     assert scheduling.run_due(T0).builds_queued == 0
-    assert OrmQ.objects.count() == 2
+    tasks = queued_tasks(build_queue)
+    assert sorted((t["func"], t["args"]) for t in tasks) == [("exporter.tasks.build_disc", (d.pk,)) for d in discs]
 
     # A disc that failed is queued again once its retry time has come.
     Disc.objects.filter(pk=discs[0].pk).update(status="failed", next_attempt_at=T0 + dt.timedelta(minutes=5))
@@ -225,7 +249,7 @@ def test_setup_schedules_is_idempotent(settings):
     assert Schedule.objects.get().minutes == 2
 
 
-def test_a_disc_whose_worker_died_is_queued_again_once_its_lease_runs_out(alice, clock):
+def test_a_disc_whose_worker_died_is_queued_again_once_its_lease_runs_out(alice, clock, build_queue):
     add_sized(alice, 5 * MB, "a.bin")
     set_next_run(alice, T0)
     scheduling.run_due(T0)
