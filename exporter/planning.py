@@ -119,6 +119,18 @@ def _pending_chunks(owner: AbstractBaseUser) -> Iterator[list[tuple[int, int]]]:
         last = rows[-1][0]
 
 
+@dataclass
+class _Chunk:
+    """Items of one chunk of pending changes, in change order; ``by_id`` holds
+    those read (and locked) so far, ``blocked`` their open issues, ``sizes``
+    the sizes of new versions no disc carries yet (read unlocked, on demand)."""
+
+    fresh: list[int]
+    by_id: dict[int, MediaItem] = field(default_factory=dict)
+    blocked: set = field(default_factory=set)
+    sizes: dict[int, int] | None = None
+
+
 class _Backlog:
     """The pending changes and their items as one plan reads them: chunk by
     chunk, on demand, each item locked and read once.  What was read is
@@ -132,17 +144,19 @@ class _Backlog:
         if resume is not None:
             # The next part of a split file goes first: parts land on consecutive discs.
             self._source = itertools.chain([[(0, resume)]], self._source)
-        self._read: list[tuple[list[int], dict[int, MediaItem], set]] = []
+        self._read: list[_Chunk] = []
         self._seen: set[int] = set()
 
-    def __iter__(self) -> Iterator[tuple[list[int], dict[int, MediaItem], set]]:
+    def __iter__(self) -> Iterator[_Chunk]:
         n = 0
         while True:
             if n == len(self._read):
-                chunk = next(self._source, None)
-                if chunk is None:
+                rows = next(self._source, None)
+                if rows is None:
                     return
-                self._read.append(self._load(chunk))
+                fresh = list(dict.fromkeys(item_id for _, item_id in rows if item_id not in self._seen))
+                self._seen.update(fresh)
+                self._read.append(_Chunk(fresh))
             yield self._read[n]
             n += 1
 
@@ -154,13 +168,25 @@ class _Backlog:
                 "item_id", "version_id"
             )
         )
-        for fresh, _, blocked in self._read:
-            ids = set(fresh)
-            blocked.update(issue for issue in open_issues if issue[0] in ids)
+        for chunk in self._read:
+            ids = set(chunk.by_id)
+            chunk.blocked.update(issue for issue in open_issues if issue[0] in ids)
 
-    def _load(self, chunk: list[tuple[int, int]]) -> tuple[list[int], dict[int, MediaItem], set]:
-        fresh = list(dict.fromkeys(item_id for _, item_id in chunk if item_id not in self._seen))
-        self._seen.update(fresh)
+    def new_version_sizes(self, chunk: _Chunk) -> dict[int, int]:
+        """Sizes of the chunk's new versions not on a disc yet, read without
+        locking (one query): enough to pass over what cannot fit."""
+        if chunk.sizes is None:
+            rows = MediaItem.objects.filter(pk__in=chunk.fresh, status=ItemStatus.LIVE).values_list(
+                "pk", "planned_version_number", "current_version__number", "current_version__size"
+            )
+            chunk.sizes = {pk: size for pk, planned, number, size in rows if number is not None and number != planned}
+        return chunk.sizes
+
+    def load(self, chunk: _Chunk, ids: list[int]) -> None:
+        """Lock and read the items ``ids`` of the chunk (those not read yet)."""
+        wanted = [item_id for item_id in ids if item_id not in chunk.by_id]
+        if not wanted:
+            return
         # Lock the items: a library change to one of them waits until this
         # plan commits, so what we read is what we resolve.  Nothing is joined
         # to the locking read: one that waited for a writer returns the item
@@ -170,16 +196,16 @@ class _Backlog:
         # looked up again.
         items = (
             MediaItem.objects.select_for_update(of=("self",))
-            .filter(pk__in=fresh)
+            .filter(pk__in=wanted)
             .prefetch_related("current_version", "albums")
         )
         by_id = {item.pk: item for item in items}
         if any(album.pk not in self.album_paths for item in by_id.values() for album in item.albums.all()):
             self.album_paths.update(_album_paths(self.owner))
-        blocked = set(
-            ItemIssue.objects.filter(item_id__in=fresh, resolved_at__isnull=True).values_list("item_id", "version_id")
+        chunk.by_id.update(by_id)
+        chunk.blocked.update(
+            ItemIssue.objects.filter(item_id__in=wanted, resolved_at__isnull=True).values_list("item_id", "version_id")
         )
-        return fresh, by_id, blocked
 
 
 def _estimate(candidate: _Candidate, percent: int = 0, block: int = 0) -> int:
@@ -289,9 +315,31 @@ def _select(
     absorbed: list[int] = []
     full = False
     passed_over = 0
-    for fresh, by_id, blocked in backlog if backlog is not None else _Backlog(owner, album_paths):
-        for item_id in fresh:
-            item = by_id[item_id]
+    if backlog is None:
+        backlog = _Backlog(owner, album_paths)
+    for chunk in backlog:
+        wanted = chunk.fresh
+        if full:
+            # Looking ahead for smaller items: a new version bigger than the
+            # room left cannot go on this disc, so it is passed over without
+            # being locked or read (one of a third of a disc or more is read:
+            # with its recovery data it may need splitting).
+            room = budget - used
+            too_big = {
+                item_id
+                for item_id, size in backlog.new_version_sizes(chunk).items()
+                if room < sectors_for(size) and 3 * sectors_for(size) <= budget
+            }
+            wanted = [item_id for item_id in chunk.fresh if item_id not in too_big]
+        backlog.load(chunk, wanted)
+        for item_id in chunk.fresh:
+            item = chunk.by_id.get(item_id)
+            if item is None:  # passed over unread (above)
+                passed_over += 1
+                if passed_over > LOOKAHEAD or budget - used <= FILE_OVERHEAD_SECTORS:
+                    return chosen, absorbed, full
+                continue
+            blocked = chunk.blocked
             kind, version = _net_effect(item)
             if kind is None:
                 absorbed.append(item_id)
