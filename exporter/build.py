@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from exporter import contents, fulfillment, iso, isomd5, par2, storage, verify, workers
+from exporter import cleanup, contents, fulfillment, iso, isomd5, par2, storage, verify, workers
 from exporter.errors import IllegalTransition, SourceMismatch, StorageUnavailable
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, DiscEvent, DiscStatus, ItemIssue, MediaItem
@@ -286,6 +286,9 @@ def build_disc(disc_id: int, *, progress: Callable[[int, int], None] | None = No
     disc = claim_for_build(disc_id)
     if disc is None:
         return None
+    # A disc taken over from a dead worker: its work folder and half image go
+    # now (the clean-up at start-up skipped them while its lease was live).
+    cleanup.clean_leftovers()
     task = "verifying" if disc.status == DiscStatus.BUILT else "building"
     workers.beat(task, disc.pk)
     try:

@@ -194,7 +194,8 @@ def test_workers_killed_at_random_points_lose_nothing(django_user_model, data_di
         assert len(data) == disc.image_size and hashlib.sha256(data).hexdigest() == disc.image_sha256, disc
     assert not [p for p in Path(settings.IMAGES_DIR).rglob("*") if ".partial-" in p.name], "half-written images"
     build_dir = Path(settings.BUILD_DIR)
-    assert not build_dir.exists() or not any(build_dir.iterdir()), "leftovers in the build area"
+    left = sorted(str(p.relative_to(build_dir)) for p in build_dir.rglob("*")) if build_dir.exists() else []
+    assert not left, f"leftovers in the build area: {left[:20]}"
 
     # A disc another worker took over mid-build is the same image a fresh build makes.
     taken_over = list(

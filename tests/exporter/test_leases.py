@@ -56,10 +56,18 @@ def test_a_disc_whose_worker_died_while_building_is_rebuilt_to_the_same_bytes(al
     first = build.image_path(disc).read_bytes()
     # As if a second build had died half way: building, a stale lease.
     Disc.objects.filter(pk=disc.pk).update(image_sha256="", image_name="", verified_at=None)
-    holder = abandon(disc, DiscStatus.BUILDING)
+    dead = dead_pid()
+    holder = abandon(disc, DiscStatus.BUILDING, pid=dead)
+    # What the dead worker left: its work folder and its half-written image.
+    left_work = build.settings.BUILD_DIR / f"disc-{disc.pk}-{dead}-140000"
+    left_work.mkdir(parents=True)
+    left_image = build.image_path(disc).parent / f".disc-{disc.number:04d}.iso.partial-{dead}-140000"
+    left_image.write_bytes(b"half an image")
     assert build.claim_for_build(disc.pk, now=timezone.now() - dt.timedelta(seconds=5)) is None, "not run out yet"
 
     again = build.build_disc(disc.pk)
+    # The worker that takes a disc over clears what its dead holder left.
+    assert not left_work.exists() and not left_image.exists()
     assert again.status == DiscStatus.VERIFIED
     assert build.image_path(again).read_bytes() == first
     assert again.image_sha256 == hashlib.sha256(first).hexdigest()
