@@ -288,7 +288,7 @@ def build_disc(disc_id: int, *, progress: Callable[[int, int], None] | None = No
         return None
     # A disc taken over from a dead worker: its work folder and half image go
     # now (the clean-up at start-up skipped them while its lease was live).
-    cleanup.clean_leftovers()
+    cleanup.clean_leftovers(disc)
     task = "verifying" if disc.status == DiscStatus.BUILT else "building"
     workers.beat(task, disc.pk)
     try:

@@ -54,17 +54,21 @@ def _live_holders() -> dict[int, int | None]:
     return {pk: holder_pid(token) for pk, token in rows}
 
 
-def leftovers() -> list[Path]:
-    """The work folders and partial images of workers that are gone."""
+def leftovers(disc: Disc | None = None) -> list[Path]:
+    """The work folders and partial images of workers that are gone (only
+    those of ``disc`` when given: the cheap look a worker taking it over takes)."""
     build_dir, images_dir = Path(settings.BUILD_DIR), Path(settings.IMAGES_DIR)
     work = [(p, _WORK_DIR.match(p.name)) for p in (build_dir.iterdir() if build_dir.is_dir() else [])]
+    if disc is not None:
+        owner_dirs = [images_dir / str(disc.owner_id)]
+    else:
+        owner_dirs = [d for d in (images_dir.iterdir() if images_dir.is_dir() else []) if d.name.isdigit()]
     partial = []
-    if images_dir.is_dir():
-        for owner_dir in images_dir.iterdir():
-            if owner_dir.is_dir() and owner_dir.name.isdigit():
-                partial += [(p, _PARTIAL_IMAGE.match(p.name), int(owner_dir.name)) for p in owner_dir.iterdir()]
-    work = [(p, m) for p, m in work if m]
-    partial = [(p, m, owner) for p, m, owner in partial if m]
+    for owner_dir in owner_dirs:
+        if owner_dir.is_dir():
+            partial += [(p, _PARTIAL_IMAGE.match(p.name), int(owner_dir.name)) for p in owner_dir.iterdir()]
+    work = [(p, m) for p, m in work if m and (disc is None or int(m["disc"]) == disc.pk)]
+    partial = [(p, m, o) for p, m, o in partial if m and (disc is None or int(m["number"]) == disc.number)]
     if not work and not partial:
         return []
     holders = _live_holders()
@@ -86,10 +90,10 @@ def leftovers() -> list[Path]:
     return gone
 
 
-def clean_leftovers() -> list[Path]:
-    """Remove what killed workers left behind; returns what was removed."""
+def clean_leftovers(disc: Disc | None = None) -> list[Path]:
+    """Remove what killed workers left behind (of ``disc`` only, when given); returns what was removed."""
     removed = []
-    for path in leftovers():
+    for path in leftovers(disc):
         try:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)

@@ -14,9 +14,6 @@ from django.contrib.auth import get_user_model
 from exporter import build, scheduling, thumbnails
 from exporter.models import Disc
 from exporter.planning import plan_next_disc
-from exporter.scheduling import CADENCE_DAYS
-
-__all__ = ["CADENCE_DAYS", "build_due", "plan_discs_for", "plan_due"]
 
 
 def plan_discs_for(user_id: int, *, allow_partial: bool = False, medium: str | None = None) -> list[Disc]:
