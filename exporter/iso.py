@@ -10,6 +10,7 @@ ISO 9660 and Joliet names come from :func:`exporter.names.short_names`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import io
@@ -80,7 +81,19 @@ class _TimeProxy:
         epoch = getattr(_clock, "epoch", None)
         if epoch is None:
             return time.localtime(secs)
-        return time.gmtime(epoch if secs is None else secs)
+        return _utc(epoch if secs is None else secs)
+
+    def gmtime(self, secs: float | None = None) -> time.struct_time:
+        epoch = getattr(_clock, "epoch", None)
+        if epoch is None:
+            return time.gmtime(secs)
+        return _utc(epoch if secs is None else secs)
+
+
+@functools.lru_cache(maxsize=64)
+def _utc(secs: float) -> time.struct_time:
+    # pycdlib asks for the same instant for every record it dates
+    return time.gmtime(secs)
 
 
 class _RandomProxy:
@@ -225,7 +238,9 @@ def _layout(files: Sequence[DiscFile], volume_id: str, source: Callable[[DiscFil
 def measure_sectors(files: Sequence[DiscFile], volume_id: str) -> int:
     """The exact size, in 2048-byte sectors, of the image of ``files``."""
     # pycdlib only reads file data when it writes; an empty stream stands in.
-    iso = _layout(files, volume_id, lambda f: io.BytesIO())
+    # Dates do not change sizes: a frozen clock saves asking for the time.
+    with frozen_clock(0, volume_id):
+        iso = _layout(files, volume_id, lambda f: io.BytesIO())
     try:
         return iso.pvd.space_size
     finally:

@@ -14,6 +14,7 @@ The same document always gives the same bytes: no clock, no locale.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,10 +43,12 @@ def href(path: str) -> str:
     return quote(path, safe="/")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def natural(text: str) -> tuple:
-    """Sort key: ``IMG 9`` before ``IMG 10``, case folded, ties broken by the exact text."""
+    """Sort key: ``IMG 9`` before ``IMG 10``, case folded, ties broken by the
+    exact text.  (Cached: a page sorts the same names several times.)"""
     parts = _DIGITS.split(text.casefold())
-    return (tuple((int(p), "") if i % 2 else (-1, p) for i, p in enumerate(parts)), text)
+    return (tuple([(int(p), "") if i % 2 else (-1, p) for i, p in enumerate(parts)]), text)
 
 
 def _instant(value: str | None) -> dt.datetime | None:

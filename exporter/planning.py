@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Max, Min, OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from exporter import contents, iso, names, par2, splitting
@@ -127,6 +127,8 @@ class _Chunk:
 
     fresh: list[int]
     by_id: dict[int, MediaItem] = field(default_factory=dict)
+    # item id -> the ids of its albums
+    albums: dict[int, list[int]] = field(default_factory=dict)
     blocked: set = field(default_factory=set)
     sizes: dict[int, int] | None = None
 
@@ -194,13 +196,19 @@ class _Backlog:
         # rows as they were before (its new version would be missing).
         # Related rows are read afterwards, and albums created meanwhile are
         # looked up again.
-        items = (
-            MediaItem.objects.select_for_update(of=("self",))
-            .filter(pk__in=wanted)
-            .prefetch_related("current_version", "albums")
-        )
-        by_id = {item.pk: item for item in items}
-        if any(album.pk not in self.album_paths for item in by_id.values() for album in item.albums.all()):
+        by_id = {item.pk: item for item in MediaItem.objects.select_for_update().filter(pk__in=wanted)}
+        # Their versions and album links, one plain query each (no prefetch:
+        # the item objects are what the disc entries point at, the rest is data).
+        versions = ItemVersion.objects.in_bulk([i.current_version_id for i in by_id.values() if i.current_version_id])
+        for item in by_id.values():
+            if item.current_version_id:
+                item.current_version = versions[item.current_version_id]
+            chunk.albums[item.pk] = []
+        links = MediaItem.albums.through.objects.filter(mediaitem_id__in=by_id)
+        for item_id, album_id in links.values_list("mediaitem_id", "album_id"):
+            chunk.albums[item_id].append(album_id)
+        if any(a not in self.album_paths for ids in chunk.albums.values() for a in ids):
+            # An album created since the plan began: read them again.
             self.album_paths.update(_album_paths(self.owner))
         chunk.by_id.update(by_id)
         chunk.blocked.update(
@@ -346,7 +354,7 @@ def _select(
                 continue
             if (item_id, None) in blocked or (version and (item_id, version.pk) in blocked):
                 continue
-            paths = sorted(album_paths[a.pk] for a in item.albums.all() if a.pk in album_paths)
+            paths = sorted(album_paths[a] for a in chunk.albums[item_id] if a in album_paths)
             candidate = _Candidate(item=item, kind=kind, version=version, album_paths=paths)
             candidate.estimate = _estimate(candidate, percent, block)
             if candidate.estimate > budget:
@@ -566,12 +574,17 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
 
 def _advance(cursor: ExportCursor) -> None:
     # One statement, one snapshot: read separately, a change committed between
-    # the two reads would be counted as resolved while still pending.
-    seqs = Change.objects.filter(owner_id=cursor.owner_id).aggregate(
-        pending=Min("seq", filter=Q(resolution=Resolution.PENDING)), last=Max("seq")
+    # the two reads would be counted as resolved while still pending.  Two
+    # subqueries, each one step down an index (an aggregate with a filter
+    # would read every change of the owner).
+    changes = Change.objects.filter(owner_id=OuterRef("owner_id"))
+    pending, last = (
+        ExportCursor.objects.filter(pk=cursor.pk)
+        .values_list(
+            Subquery(changes.filter(resolution=Resolution.PENDING).order_by("seq").values("seq")[:1]),
+            Subquery(changes.order_by("-seq").values("seq")[:1]),
+        )
+        .get()
     )
-    if seqs["pending"] is not None:
-        cursor.position = seqs["pending"] - 1
-    else:
-        cursor.position = seqs["last"] or 0
+    cursor.position = pending - 1 if pending is not None else last or 0
     cursor.save(update_fields=["position", "discs_planned", "updated_at"])
