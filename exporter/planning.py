@@ -48,12 +48,16 @@ LAYOUT_VERSION = 1
 # Estimates used to choose candidates quickly; the exact layout is measured
 # afterwards and always has the last word.
 BASE_OVERHEAD_SECTORS = 600
-FILE_OVERHEAD_SECTORS = 2
+# A file's UDF file entry, its sidecar's entry and the sidecar's one sector.
+FILE_OVERHEAD_SECTORS = 3
+SIDECAR_SECTORS = 2  # a metadata-only entry ships its sidecar alone
 LINK_OVERHEAD_SECTORS = 1
-ENTRY_OVERHEAD_SECTORS = 1  # a metadata-only or deletion entry: manifest bytes
+# Every entry's lines in manifest.json, index.html and the bag's manifests.
+DESCRIBED_SECTORS = 1
 # How many pending items to look past the first one that does not fit, in
 # search of smaller ones that do.
 LOOKAHEAD = 2000
+REFINE_PASSES = 3
 CHUNK = 500
 
 
@@ -122,7 +126,8 @@ def _pending_chunks(owner: AbstractBaseUser) -> Iterator[list[tuple[int, int]]]:
 @dataclass
 class _Chunk:
     """Items of one chunk of pending changes, in change order; ``by_id`` holds
-    those read (and locked) so far, ``blocked`` their open issues, ``sizes``
+    those read (and locked) so far, ``blocked`` (item id, version id) pairs
+    with open issues or refused by an earlier choice of this plan, ``sizes``
     the sizes of new versions no disc carries yet (read unlocked, on demand)."""
 
     fresh: list[int]
@@ -136,7 +141,7 @@ class _Chunk:
 class _Backlog:
     """The pending changes and their items as one plan reads them: chunk by
     chunk, on demand, each item locked and read once.  What was read is
-    kept, so a second choice (with another recovery block size) reads
+    kept, so a later choice (with another recovery block size) reads
     nothing twice and locks nothing more than it needs."""
 
     def __init__(self, owner: AbstractBaseUser, album_paths: dict):
@@ -161,18 +166,6 @@ class _Backlog:
                 self._read.append(_Chunk(fresh))
             yield self._read[n]
             n += 1
-
-    def reread_issues(self) -> None:
-        """Read the open issues of every item read so far again (one query):
-        a choice may have flagged some, and the next must skip them too."""
-        open_issues = set(
-            ItemIssue.objects.filter(item_id__in=self._seen, resolved_at__isnull=True).values_list(
-                "item_id", "version_id"
-            )
-        )
-        for chunk in self._read:
-            ids = set(chunk.by_id)
-            chunk.blocked.update(issue for issue in open_issues if issue[0] in ids)
 
     def new_version_sizes(self, chunk: _Chunk) -> dict[int, int]:
         """Sizes of the chunk's new versions not on a disc yet, read without
@@ -226,9 +219,12 @@ def _estimate(candidate: _Candidate, percent: int = 0, block: int = 0) -> int:
         # par2 protects every path (hard links too) in whole blocks (half a
         # block more, on average) and a sidecar per path (a whole block).
         protected = paths * (sectors + block + block // 2)
+    elif candidate.kind == EntryKind.METADATA:
+        estimate = SIDECAR_SECTORS + (paths - 1) * LINK_OVERHEAD_SECTORS
+        protected = paths * block
     else:
-        estimate = ENTRY_OVERHEAD_SECTORS
-        protected = paths * block if candidate.kind == EntryKind.METADATA else 0
+        estimate, protected = 0, 0
+    estimate += DESCRIBED_SECTORS
     if percent and protected:
         # and a copy of the file's description in every recovery file
         estimate += -(-protected * percent // 100) + paths
@@ -293,20 +289,47 @@ def recovery_percent(medium: str) -> int:
     return int(getattr(settings, "DISCSUB_PAR2_REDUNDANCY", {}).get(medium, 0))
 
 
-def _recovery_block(chosen: list[_Candidate]) -> int:
-    """par2's block size, in sectors, for a disc carrying ``chosen``, near
-    enough (averaged over its files; sidecars count as one-byte files)."""
+def _recovery_payload(chosen: list[_Candidate]) -> list[tuple[str, int]]:
+    """What par2 will protect on a disc carrying ``chosen``, near enough:
+    every path with its album folders and original name (a file's
+    description in the recovery files holds its path), and a sidecar per
+    path as a one-byte file (it fills one block, as its real size does)."""
     payload = []
     for c in chosen:
-        for n in range(max(len(c.album_paths), 1)):
-            if c.kind == EntryKind.FILE and c.version.size:
-                payload.append((f"data/{c.item.pk:012d}-{n}", c.version.size))
-            if c.kind != EntryKind.DELETION:
-                payload.append((f"data/{c.item.pk:012d}-{n}.xmp", 1))
-    plan = par2.plan(payload, 1)
+        if c.kind == EntryKind.DELETION:
+            continue
+        name = c.version.original_name if c.version else c.item.original_name
+        size = (c.part["size"] if c.part else c.version.size) if c.kind == EntryKind.FILE else 0
+        for folders in c.album_paths or [()]:
+            path = "/".join((par2.PAYLOAD.rstrip("/"), *folders, name))
+            if size:
+                payload.append((path, size))
+            payload.append((f"{path}.xmp", 1))
+    return payload
+
+
+def _recovery_block(chosen: list[_Candidate]) -> int:
+    """par2's block size, in sectors, for a disc carrying ``chosen``, near
+    enough (averaged over its files)."""
+    plan = par2.plan(_recovery_payload(chosen), 1)
     if plan is None:
         return 1
     return max(1, sum(s.block_size * len(s.files) for s in plan.sets) // len(plan.files) // 2048)
+
+
+def _trim(chosen: list[_Candidate], capacity: int, percent: int) -> None:
+    """Drop the last candidates until the estimate, with the recovery data
+    par2 will make for exactly these files (not a share per file), fits."""
+    budget = capacity - BASE_OVERHEAD_SECTORS
+    while chosen and percent:
+        plan = par2.plan(_recovery_payload(chosen), percent)
+        recovery = sum(sectors_for(size) for _, size in plan.outputs) if plan else 0
+        excess = sum(_estimate(c) for c in chosen) + recovery - budget
+        if excess <= 0:
+            return
+        dropped = 0
+        while chosen and dropped < excess:
+            dropped += chosen.pop().estimate
 
 
 def _select(
@@ -359,10 +382,14 @@ def _select(
             candidate.estimate = _estimate(candidate, percent, block)
             if candidate.estimate > budget:
                 if kind != EntryKind.FILE or not _make_part(candidate, capacity, medium, splits):
+                    # Too large and not to be split now: a later choice of
+                    # this plan passes it over without asking again.
+                    blocked.add((item_id, version.pk if version else None))
                     continue
                 candidate.estimate = _estimate(candidate, percent, block)
             if used + candidate.estimate <= budget:
                 if candidate.part and not _hash_part(candidate, splits):
+                    blocked.add((item_id, version.pk))  # flagged, or its storage is down
                     continue
                 chosen.append(candidate)
                 used += candidate.estimate
@@ -478,17 +505,21 @@ def plan_next_disc(
         cursor = ExportCursor.objects.select_for_update().get(owner=owner)
         album_paths = _album_paths(owner)
         # par2's blocks are at most about this big on a full disc of a few
-        # thousand files (exporter.par2); with more files they are smaller,
-        # and a second choice with the block size the first one implies
-        # packs the disc closer.
+        # thousand files (exporter.par2); with more files (and more sets of
+        # them) they are smaller, and another choice with the block size the
+        # last one implies packs the disc closer.  The last choice is then
+        # checked against the recovery data of exactly its files.
         block = -(-capacity // par2.TARGET_SOURCE_BLOCKS)
         splits: dict = {}
         backlog = _Backlog(owner, album_paths)
         chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits, backlog)
-        if chosen and recovery_percent(medium) and _recovery_block(chosen) < block * 0.9:
-            block = _recovery_block(chosen)
-            backlog.reread_issues()
+        for _ in range(REFINE_PASSES):
+            implied = _recovery_block(chosen) if chosen and recovery_percent(medium) else block
+            if implied >= block * 0.9:
+                break
+            block = implied
             chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits, backlog)
+        _trim(chosen, capacity, recovery_percent(medium))
         disc = None
         if chosen and (full or allow_partial):
             disc = _fix_disc(owner, cursor, medium, capacity, chosen, now)

@@ -132,6 +132,30 @@ def test_full_discs_of_a_large_backlog_are_at_least_99_percent_full(alice):
     assert len(carried) == len(set(carried)) == len(sizes)
 
 
+def test_a_full_disc_of_many_small_files_is_laid_out_once_and_filled(alice, monkeypatch):
+    # Over 1,000 files (photos and sidecars): par2 makes several recovery
+    # sets with smaller blocks than one set would have.  The choice follows
+    # the block size down, checks the recovery data of exactly its files,
+    # and the exact layout (the slow part of a plan) confirms it first time.
+    from exporter import iso
+
+    rng = random.Random(11)
+    for n in range(1300):
+        add_sized(alice, rng.randrange(400_000, 700_000), name=f"IMG_{n:04d}.JPG")
+    layouts = []
+    measure = iso.measure_sectors
+
+    def counted(files, volume_id):
+        layouts.append(volume_id)
+        return measure(files, volume_id)
+
+    monkeypatch.setattr(iso, "measure_sectors", counted)
+    disc = plan_next_disc(alice, medium=Medium.CD)
+    assert disc is not None and len(layouts) == 1
+    assert disc.entries.count() > 500
+    assert CAPACITY_SECTORS[Medium.CD] * 0.995 <= disc.planned_sectors <= CAPACITY_SECTORS[Medium.CD]
+
+
 def test_oldest_changes_go_first(alice):
     for n in range(200):
         add_sized(alice, 10 * MB, name=f"{n}.jpg")
