@@ -317,19 +317,48 @@ def _recovery_block(chosen: list[_Candidate]) -> int:
     return max(1, sum(s.block_size * len(s.files) for s in plan.sets) // len(plan.files) // 2048)
 
 
+def _block_guess(backlog: _Backlog, capacity: int) -> int:
+    """par2's block size, in sectors, on a full disc of files like the first
+    pending ones: each set of at most ``par2.MAX_SET_FILES`` files (a file
+    and its sidecar an item) is cut into about ``par2.TARGET_SOURCE_BLOCKS``
+    blocks (exporter.par2).  Without sizes to go on, one set."""
+    first = next(iter(backlog), None)
+    sizes = list(backlog.new_version_sizes(first).values()) if first else []
+    sets = 1
+    if sizes:
+        items = capacity * len(sizes) // max(1, sum(sectors_for(size) + FILE_OVERHEAD_SECTORS for size in sizes))
+        sets = max(1, -(-2 * items // par2.MAX_SET_FILES))
+    return max(1, capacity // (sets * par2.TARGET_SOURCE_BLOCKS))
+
+
 def _trim(chosen: list[_Candidate], capacity: int, percent: int) -> None:
     """Drop the last candidates until the estimate, with the recovery data
-    par2 will make for exactly these files (not a share per file), fits."""
+    par2 will make for exactly the files left (not a share per file), fits."""
+    if not percent:
+        return
     budget = capacity - BASE_OVERHEAD_SECTORS
-    while chosen and percent:
-        plan = par2.plan(_recovery_payload(chosen), percent)
-        recovery = sum(sectors_for(size) for _, size in plan.outputs) if plan else 0
-        excess = sum(_estimate(c) for c in chosen) + recovery - budget
-        if excess <= 0:
-            return
-        dropped = 0
-        while chosen and dropped < excess:
-            dropped += chosen.pop().estimate
+    costs = [0, *itertools.accumulate(_estimate(c) for c in chosen)]
+
+    def excess(n: int) -> int:
+        plan = par2.plan(_recovery_payload(chosen[:n]), percent) if n else None
+        return costs[n] + (sum(sectors_for(size) for _, size in plan.outputs) if plan else 0) - budget
+
+    over = excess(len(chosen))
+    if over <= 0:
+        return
+    # A first guess from each file's share of recovery data, then halving
+    # (fewer files make smaller par2 blocks: the shares are not exact).
+    good, bad = 0, len(chosen)
+    guess, dropped = bad, 0
+    while guess > 0 and dropped < over:
+        guess -= 1
+        dropped += chosen[guess].estimate
+    while bad - good > 1:
+        if not good < guess < bad:
+            guess = (good + bad) // 2
+        good, bad = (guess, bad) if excess(guess) <= 0 else (good, guess)
+        guess = (good + bad) // 2
+    del chosen[good:]
 
 
 def _select(
@@ -504,14 +533,13 @@ def plan_next_disc(
     with transaction.atomic():
         cursor = ExportCursor.objects.select_for_update().get(owner=owner)
         album_paths = _album_paths(owner)
-        # par2's blocks are at most about this big on a full disc of a few
-        # thousand files (exporter.par2); with more files (and more sets of
-        # them) they are smaller, and another choice with the block size the
-        # last one implies packs the disc closer.  The last choice is then
-        # checked against the recovery data of exactly its files.
-        block = -(-capacity // par2.TARGET_SOURCE_BLOCKS)
+        # The first choice guesses par2's block size; if the block size it
+        # implies is much smaller, another choice with that one packs the
+        # disc closer.  The last choice is then checked against the recovery
+        # data of exactly its files.
         splits: dict = {}
         backlog = _Backlog(owner, album_paths)
+        block = _block_guess(backlog, capacity)
         chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits, backlog)
         for _ in range(REFINE_PASSES):
             implied = _recovery_block(chosen) if chosen and recovery_percent(medium) else block
