@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import hashlib
 import importlib
 import io
@@ -29,6 +28,7 @@ from typing import Any, BinaryIO
 import pycdlib
 from pycdlib.udf import _ostaunicode_zero_pad
 
+from exporter import collector
 from exporter.errors import SourceMismatch
 from exporter.layout import DiscFile
 from exporter.media import SECTOR_SIZE
@@ -188,22 +188,7 @@ def _label(iso: pycdlib.PyCdlib, volume_id: str) -> None:
     iso.udf_file_set.file_set_ident = _ostaunicode_zero_pad(short, 32)
 
 
-@contextlib.contextmanager
-def _growing_graph() -> Iterator[None]:
-    """The cyclic garbage collector paused while pycdlib builds its records
-    (tens of thousands of linked objects for a full disc): it would walk the
-    growing graph again and again, about a tenth of a full DVD's plan.
-    Nothing is lost: what pycdlib drops is collected once it is back on."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
-
-
-@_growing_graph()
+@collector.paused()  # tens of thousands of linked records
 def _layout(files: Sequence[DiscFile], volume_id: str, source: Callable[[DiscFile], Any]) -> pycdlib.PyCdlib:
     """A pycdlib image holding ``files``; ``source(f)`` is what pycdlib will read."""
     _check(files, volume_id)

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from exporter import contents, iso, names, par2, splitting
+from exporter import collector, contents, iso, names, par2, splitting
 from exporter.media import CAPACITY_SECTORS, sectors_for
 from exporter.models import (
     Album,
@@ -511,6 +511,7 @@ def volume_id_for(owner_id: int, number: int) -> str:
     return f"DISCSUB_{owner_id:06d}_{number:04d}"
 
 
+@collector.paused()  # a disc's worth of items, entries, manifests and layout
 def plan_next_disc(
     owner: AbstractBaseUser,
     *,

@@ -239,24 +239,6 @@ def test_measured_sectors_are_the_written_size(files, tmp_path):
     assert verify.verify_image(tmp_path / "m.iso", expected).ok
 
 
-def test_the_garbage_collector_is_back_as_it_was_after_a_layout_even_a_failed_one():
-    import gc
-
-    files = [DiscFile.from_bytes(f"data/{n}.jpg", b"x") for n in range(3)]
-    assert gc.isenabled()
-    iso.measure_sectors(files, "GC")
-    assert gc.isenabled()
-    with pytest.raises(ValueError, match="on the disc twice"):
-        iso.measure_sectors([*files, files[0]], "GC")
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        iso.measure_sectors(files, "GC")
-        assert not gc.isenabled()  # paused by someone else: left paused
-    finally:
-        gc.enable()
-
-
 # --- reproducibility -----------------------------------------------------------------
 
 _SUBPROCESS_BUILD = """
