@@ -107,6 +107,11 @@ def _move(subscription: Subscription, actor, to: str, allowed_from: set[str], ki
             # A paused or cancelled subscription gets no early disc.
             locked.ship_now_requested_at = None
             fields.append("ship_now_requested_at")
+        if to == SubscriptionStatus.CANCELLED and locked.final_disc_planned_at is not None:
+            # Cancelled before and taken back since (by staff): this
+            # cancellation gets its own final disc.
+            locked.final_disc_planned_at = None
+            fields.append("final_disc_planned_at")
         locked.save(update_fields=fields)
         _record(locked, actor, kind, from_status=from_status, to_status=to)
     return _refresh(subscription, locked)

@@ -181,6 +181,20 @@ def test_a_cancelled_subscription_gets_one_final_disc_then_nothing(alice, clock)
     assert len(discs_of(alice)) == 1 and pending(alice) == 1
 
 
+def test_a_subscription_taken_back_after_its_final_disc_gets_another_when_cancelled_again(alice, clock):
+    add_sized(alice, 5 * MB, "first.bin")
+    subscriptions.cancel(subscription_of(alice), alice)
+    scheduling.run_due(T0, queue_builds=False)
+    assert len(discs_of(alice)) == 1
+    # Staff take the cancellation back (no page does this; the shell can).
+    Subscription.objects.filter(user=alice).update(status=SubscriptionStatus.ACTIVE)
+    add_sized(alice, 5 * MB, "second.bin")
+    subscriptions.cancel(subscription_of(alice), alice)
+    assert subscription_of(alice).final_disc_planned_at is None
+    scheduling.run_due(T0 + dt.timedelta(days=1), queue_builds=False)
+    assert len(discs_of(alice)) == 2 and pending(alice) == 0
+
+
 def test_the_per_period_cap_leaves_the_newest_for_the_next_period(alice, clock, settings):
     settings.DISCSUB_MAX_DISCS_PER_PERIOD = 2
     settings.DISCSUB_PAR2_REDUNDANCY = {"cd": 0, "dvd": 0, "dvd-dl": 0, "bd": 0}
