@@ -240,6 +240,11 @@ DISCSUB_SCHEDULE_MINUTES = env_int("DISCSUB_SCHEDULE_MINUTES", 5)
 # A worker renews its lease on the disc it builds every third of this; a
 # lease that runs out (the worker died) lets another worker take over.
 DISCSUB_LEASE_SECONDS = env_int("DISCSUB_LEASE_SECONDS", 300)
+# A build task that vanished before any worker claimed its disc (the cluster
+# that took it from the queue was killed) is queued again after this long if
+# the build queue is empty (exporter.scheduling.queue_due_builds); otherwise
+# after the build queue's retry time.
+DISCSUB_LOST_BUILD_MINUTES = env_int("DISCSUB_LOST_BUILD_MINUTES", 15)
 # After this many attempts a disc's failure is permanent (staff retry it).
 DISCSUB_MAX_BUILD_ATTEMPTS = env_int("DISCSUB_MAX_BUILD_ATTEMPTS", 8)
 

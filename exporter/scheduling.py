@@ -196,10 +196,17 @@ def queue_due_builds(now: dt.datetime | None = None, *, limit: int = 1000) -> li
     from django_q.tasks import async_task
 
     now = now or timezone.now()
-    # A task the broker lost (a Redis worker killed mid-task) is queued again
-    # once the build queue's retry time has passed.
+    # A task lost before any worker claimed its disc (the cluster that took
+    # it from a Redis queue was killed) is queued again once the build
+    # queue's retry time has passed, or after DISCSUB_LOST_BUILD_MINUTES if
+    # the build queue is empty: the task is then gone, or held by a cluster
+    # busy with another build (a second task lets an idle worker take the
+    # disc).  Two tasks for one disc are harmless: its lease lets one build.
     queue = settings.Q_CLUSTER.get("ALT_CLUSTERS", {}).get(settings.DISCSUB_BUILD_QUEUE, settings.Q_CLUSTER)
-    requeue = now - dt.timedelta(seconds=queue.get("retry", settings.Q_CLUSTER["retry"]))
+    wait = dt.timedelta(seconds=queue.get("retry", settings.Q_CLUSTER["retry"]))
+    if _build_queue_is_empty():
+        wait = min(wait, dt.timedelta(minutes=settings.DISCSUB_LOST_BUILD_MINUTES))
+    requeue = now - wait
     not_queued = (
         Q(queued_at__isnull=True)
         | Q(queued_at__lt=requeue)
@@ -221,6 +228,17 @@ def queue_due_builds(now: dt.datetime | None = None, *, limit: int = 1000) -> li
             )
             queued.append(disc_id)
     return queued
+
+
+def _build_queue_is_empty() -> bool:
+    """Whether no build task waits in the broker (when it cannot say, no)."""
+    from django_q.brokers import get_broker
+
+    try:
+        return get_broker(settings.DISCSUB_BUILD_QUEUE).queue_size() == 0
+    except Exception as exc:  # the broker is down: the tasks queued below would fail too
+        log.warning("cannot read the build queue's size: %s", exc)
+        return False
 
 
 def run_due(now: dt.datetime | None = None, *, medium: str | None = None, queue_builds: bool = True) -> JobRun:

@@ -274,3 +274,20 @@ def test_a_disc_whose_worker_died_is_queued_again_once_its_lease_runs_out(alice,
     assert scheduling.queue_due_builds(T0 + dt.timedelta(minutes=4)) == [], "its lease still runs"
     assert scheduling.queue_due_builds(lease_end + dt.timedelta(seconds=1)) == [disc.pk]
     assert scheduling.queue_due_builds(lease_end + dt.timedelta(seconds=2)) == [], "queued once"
+
+
+def test_a_build_task_lost_before_its_disc_was_claimed_is_queued_again_when_the_queue_is_empty(
+    alice, clock, build_queue, settings
+):
+    add_sized(alice, 5 * MB, "a.bin")
+    set_next_run(alice, T0)
+    scheduling.run_due(T0)
+    (disc,) = discs_of(alice)
+    lost_after = T0 + dt.timedelta(minutes=settings.DISCSUB_LOST_BUILD_MINUTES, seconds=1)
+    assert scheduling.queue_due_builds(lost_after) == [], "its task still waits in the queue"
+    # A cluster took the task from the queue and was killed before claiming the disc.
+    build_queue.purge_queue()
+    assert scheduling.queue_due_builds(T0 + dt.timedelta(minutes=1)) == [], "not so soon"
+    assert scheduling.queue_due_builds(lost_after) == [disc.pk]
+    assert [t["args"] for t in queued_tasks(build_queue)] == [(disc.pk,)]
+    assert scheduling.queue_due_builds(lost_after + dt.timedelta(seconds=1)) == [], "queued once"
