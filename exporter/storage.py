@@ -59,6 +59,17 @@ def image_download_url(disc: Disc, *, expires: int = 300) -> str | None:
     return storages["images"].url(disc.image_name, expire=expires)
 
 
+def image_location(disc: Disc) -> str | None:
+    """Where the disc's image is kept: a path on this machine, or
+    ``s3://bucket/key`` when images are in object storage; None before it is built."""
+    if not disc.image_name:
+        return None
+    if images_are_remote():
+        images = storages["images"]
+        return f"s3://{images.bucket_name}/{_s3_key(images, disc.image_name)}"
+    return str((Path(settings.IMAGES_DIR) / disc.image_name).resolve())
+
+
 def originals_are_local(storage: Storage | None = None) -> bool:
     """True when originals are files on this machine (tools may link to them)."""
     try:

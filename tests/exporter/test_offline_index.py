@@ -23,7 +23,6 @@ from tests.tools import require_tool
 pytestmark = pytest.mark.django_db
 
 
-
 # --- the page, without a browser ----------------------------------------------------
 
 
@@ -43,8 +42,14 @@ def document(files, **extra) -> dict:
         "changes": {"added": [f["item"] for f in files], "new_version": [], "edited": [], "deleted": []},
         "held_back": [],
         "catalog": {
-            f["item"]: {"disc": 2, "version": 1, "path": f["path"], "original_name": f["original_name"],
-                        "albums": f["albums"], "deleted": False}
+            f["item"]: {
+                "disc": 2,
+                "version": 1,
+                "path": f["path"],
+                "original_name": f["original_name"],
+                "albums": f["albums"],
+                "deleted": False,
+            }
             for f in files
         },
         **extra,
@@ -154,14 +159,25 @@ def library_with_hostile_names(owner):
     odd = library.ensure_album_path(owner, ["100% #odd? <names>"])
     best = library.ensure_album_path(owner, ["Best of"])
     items = {
-        "colosseum": add_file(owner, "Colosseum at dusk.jpg", photo(1, 640, 480), albums=[roma, best],
-                              caption="Colosseum at dusk, with the crowds finally gone"),
-        "turned": add_file(owner, "IMG_0002.JPG", photo(2, 360, 480, orientation=6), albums=[roma],
-                           title="Turned camera"),
+        "colosseum": add_file(
+            owner,
+            "Colosseum at dusk.jpg",
+            photo(1, 640, 480),
+            albums=[roma, best],
+            caption="Colosseum at dusk, with the crowds finally gone",
+        ),
+        "turned": add_file(
+            owner, "IMG_0002.JPG", photo(2, 360, 480, orientation=6), albums=[roma], title="Turned camera"
+        ),
         "tram": add_file(owner, "tram 28 #1?.jpg", photo(3, 640, 360), albums=[lisboa]),
         "cafe": add_file(owner, "Cafe\u0301 100%.jpg", photo(4, 500, 500), albums=[lisboa]),
-        "wide": add_file(owner, "Ｆｕｌｌｗｉｄｔｈ 写真.jpg", photo(5, 640, 420), albums=[party],
-                         caption="<script>alert('caption')</script> & cake"),
+        "wide": add_file(
+            owner,
+            "Ｆｕｌｌｗｉｄｔｈ 写真.jpg",
+            photo(5, 640, 420),
+            albums=[party],
+            caption="<script>alert('caption')</script> & cake",
+        ),
         "clip": add_file(owner, "candles.mp4", b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000), albums=[party]),
         "broken": add_file(owner, "half a photo.jpg", photo(6, 400, 300)[:900], albums=[odd]),
         "hash": add_file(owner, "#1 ?.jpg", photo(7, 400, 600), albums=[odd]),

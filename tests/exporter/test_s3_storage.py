@@ -2,11 +2,13 @@
 
 import hashlib
 import io
+import json
 import os
 import urllib.request
 
 import pytest
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 
 from exporter import build, library, splitting, storage, verify
 from exporter.errors import SourceMismatch
@@ -16,6 +18,12 @@ from tests.factories import add_file
 from tests.s3 import FaultProxy, tree
 
 pytestmark = pytest.mark.django_db
+
+
+def call(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
 
 
 def fill(owner, sizes):
@@ -57,6 +65,9 @@ def test_a_disc_builds_from_s3_and_its_image_goes_up_in_parts(alice, s3, setting
     assert verify.verify_image(copy, build.expected_files(built)).ok
     # Nothing is left in the build area.
     assert tree(settings.BUILD_DIR) == []
+    # The commands say where it is.
+    (listed,) = [json.loads(line) for line in call("list_discs", "--json").splitlines()]
+    assert listed["path"] == f"s3://{s3.bucket}/{key}"
 
 
 def test_sources_are_staged_on_the_data_disk_a_bounded_number_at_a_time(alice, s3, fault_proxy, settings):

@@ -1,9 +1,9 @@
 """What the commands share: looking up a subscriber, and the JSON shape of a disc."""
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
+from exporter import storage
 from exporter.models import Disc
 
 
@@ -16,7 +16,6 @@ def user_named(username: str):
 
 
 def disc_json(disc: Disc, files: int | None = None) -> dict:
-    path = str((settings.IMAGES_DIR / disc.image_name).resolve()) if disc.image_name else None
     if files is None:
         files = sum(len(paths) for paths in disc.entries.filter(held_back=False).values_list("paths", flat=True))
     return {
@@ -24,7 +23,7 @@ def disc_json(disc: Disc, files: int | None = None) -> dict:
         "user": disc.owner.get_username(),
         "number": disc.number,
         "medium": disc.medium,
-        "path": path,
+        "path": storage.image_location(disc),
         "size": disc.image_size,
         "sha256": disc.image_sha256 or None,
         "files": files,
