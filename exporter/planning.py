@@ -90,9 +90,14 @@ def _album_paths(owner: AbstractBaseUser) -> dict[int, tuple[str, ...]]:
     return paths
 
 
-def _net_effect(item: MediaItem) -> tuple[str | None, ItemVersion | None]:
-    """What the next disc must carry of ``item``, given what discs already carry."""
+def _net_effect(item: MediaItem, split: bool = False) -> tuple[str | None, ItemVersion | None]:
+    """What the next disc must carry of ``item``, given what discs already
+    carry; ``split``: earlier discs hold parts of it (a split in progress)."""
     if item.status == ItemStatus.DELETED:
+        if split and not item.deletion_planned:
+            # Deleted before its last part: the deletion says that the parts
+            # on earlier discs (of this version) will never be joined.
+            return EntryKind.DELETION, item.current_version
         if item.planned_version_number and not item.deletion_planned:
             return EntryKind.DELETION, None
         return None, None
@@ -147,7 +152,7 @@ class _Backlog:
     def __init__(self, owner: AbstractBaseUser, album_paths: dict):
         self.owner, self.album_paths = owner, album_paths
         self._source: Iterator[list[tuple[int, int]]] = _pending_chunks(owner)
-        resume = splitting.in_progress(owner.pk)
+        self.resume = resume = splitting.in_progress(owner.pk)
         if resume is not None:
             # The next part of a split file goes first: parts land on consecutive discs.
             self._source = itertools.chain([[(0, resume)]], self._source)
@@ -400,11 +405,13 @@ def _select(
                     return chosen, absorbed, full
                 continue
             blocked = chunk.blocked
-            kind, version = _net_effect(item)
+            kind, version = _net_effect(item, split=item_id == backlog.resume)
             if kind is None:
                 absorbed.append(item_id)
                 continue
-            if (item_id, None) in blocked or (version and (item_id, version.pk) in blocked):
+            if (item_id, None) in blocked or (
+                kind != EntryKind.DELETION and version and (item_id, version.pk) in blocked
+            ):
                 continue
             paths = sorted(album_paths[a] for a in chunk.albums[item_id] if a in album_paths)
             candidate = _Candidate(item=item, kind=kind, version=version, album_paths=paths)

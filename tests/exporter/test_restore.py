@@ -69,11 +69,16 @@ def edit(item_id, version, bytes_disc, name, albums, caption, paths=None):
     }
 
 
-def make_disc(root: Path, number: int, files=(), edited=(), deleted=(), series="discsub-9", extra=None) -> Path:
-    """A disc folder laid out as docs/disc-layout.md says (BagIt files included)."""
+def make_disc(
+    root: Path, number: int, files=(), edited=(), deleted=(), series="discsub-9", extra=None, parts=()
+) -> Path:
+    """A disc folder laid out as docs/disc-layout.md says (BagIt files included);
+    ``parts``: (a ``parts`` record, the part's bytes) pairs."""
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     payload, entries, edits = {}, [], []
+    for record, data in parts:
+        payload[record["part"]["path"]] = data
     for f in files:
         paths = f["paths"]
         for p in paths:
@@ -111,6 +116,8 @@ def make_disc(root: Path, number: int, files=(), edited=(), deleted=(), series="
         "catalog": {},
         "a_key_from_the_future": [1, 2, 3],
     }
+    if parts:
+        document["parts"] = [record for record, _ in parts]
     document.update(extra or {})
     for path, data in payload.items():
         if not restore.disc_path_ok(path):  # a crafted entry: its bytes are nowhere
@@ -269,6 +276,31 @@ def test_a_missing_disc_is_reported_by_number_and_the_rest_restored(series, tmp_
     code, output = run("--into", out, series[1])
     assert code == 0, output
     assert tree(out) == EXPECTED
+
+
+def test_a_file_deleted_before_its_last_part_is_not_reported_missing(tmp_path):
+    whole = random.Random(9).randbytes(3000)
+    first = whole[:2000]
+    part = {
+        **{"item": A, "version": 1, "original_name": "film.mov", "albums": [], "content_type": "video/quicktime"},
+        **{"path": "data/film.mov", "links": [], "sidecar": None, "sidecar_links": []},
+        **{"size": 3000, "sha256": sha(whole), "completes": False, "change": None, "previous_disc": None},
+        "part": {"number": 1, "count": 2, "path": "data/film.mov.001", "offset": 0, "size": 2000, "sha256": sha(first)},
+        "parts": [
+            {"number": 1, "offset": 0, "size": 2000, "sha256": sha(first), "disc": 1, "path": "data/film.mov.001"},
+            {"number": 2, "offset": 2000, "size": 1000, "sha256": sha(whole[2000:]), "disc": None, "path": None},
+        ],
+    }
+    d1 = make_disc(tmp_path / "disc1", 1, files=[item(B, 1, "cat.jpg", [["Pets"]], BB)], parts=[(part, first)])
+    # Disc 1 alone: the last part may yet come.
+    code, output = run("--into", tmp_path / "early", d1)
+    assert code == 1 and "'film.mov' is split across discs and part 2 of 2 not given" in problems(output)
+    # Disc 2 says the file was deleted before its last part: nothing is missing.
+    deleted = [{"item": A, "original_name": "film.mov", "last_disc": None, "version": 1}]
+    d2 = make_disc(tmp_path / "disc2", 2, deleted=deleted)
+    code, output = run("--into", tmp_path / "restored", d1, d2)
+    assert (code, problems(output)) == (0, []), output
+    assert tree(tmp_path / "restored") == {"Pets/cat.jpg": BB, "Pets/cat.jpg.xmp": f"<xmp {B} v1/>".encode()}
 
 
 def test_require_all_restores_nothing_while_a_disc_is_missing(series, tmp_path):

@@ -13,7 +13,7 @@ import sys
 import pytest
 from django.core.management import call_command
 
-from exporter import build, jobs, library, readme, splitting
+from exporter import build, contents, jobs, library, readme, splitting
 from exporter.media import CAPACITY_SECTORS, sectors_for
 from exporter.models import Change, DiscEntry, DiscStatus, ItemIssue, Resolution
 from exporter.planning import plan_next_disc
@@ -141,6 +141,49 @@ def test_an_oversize_file_is_planned_in_parts_that_each_fit_a_cd(alice, settings
     assert not ItemIssue.objects.exists()
     # Nothing more to plan.
     assert plan_next_disc(alice, medium="cd", allow_partial=True) is None
+
+
+def test_a_file_deleted_before_its_last_part_ships_as_a_deletion_of_that_version(alice):
+    big, _ = add_big(alice)
+    first = plan_next_disc(alice, medium="cd")
+    assert DiscEntry.objects.get(disc=first).metadata["part"]["number"] == 1
+    library.delete_item(big)
+
+    second = plan_next_disc(alice, medium="cd", allow_partial=True)
+
+    # Not a part 2 that nobody wants, nor silence: a deletion, so a restore
+    # knows part 1 on disc 1 will never be joined; it carries every change.
+    entry = DiscEntry.objects.get(disc=second)
+    assert (entry.kind, entry.metadata["version"], entry.size) == ("deletion", 1, 0)
+    assert sorted(entry.change_kinds) == ["added", "deleted"]
+    assert set(Change.objects.filter(item=big).values_list("resolution", "disc")) == {(Resolution.CARRIED, second.pk)}
+    document = json.loads(
+        next(f for f in contents.disc_files(second, list(second.entries.all())) if f.path == "manifest.json")
+        .open()
+        .read()
+    )
+    assert [(d["item"], d["version"]) for d in document["changes"]["deleted"]] == [(str(big.public_id), 1)]
+    assert plan_next_disc(alice, medium="cd", allow_partial=True) is None
+
+
+def test_the_disc_type_cannot_change_while_a_file_is_going_out_in_parts(alice):
+    from exporter import subscriptions
+    from exporter.errors import IllegalTransition
+    from exporter.models import Subscription
+
+    sub = Subscription.objects.get(user=alice)
+    subscriptions.change_plan(sub, alice, medium="cd", cadence=sub.cadence)
+    add_big(alice)
+    plan_next_disc(alice)
+    with pytest.raises(IllegalTransition, match="Holiday film.MOV"):
+        subscriptions.change_plan(sub, alice, medium="dvd", cadence=sub.cadence)
+    sub.refresh_from_db()
+    assert sub.medium == "cd"
+    subscriptions.change_plan(sub, alice, medium="cd", cadence="weekly")  # the cadence may change
+    assert plan_next_disc(alice, allow_partial=True).entries.get().metadata["part"]["completes"]
+    subscriptions.change_plan(sub, alice, medium="dvd", cadence="weekly")  # and the disc type, once it is out
+    sub.refresh_from_db()
+    assert sub.medium == "dvd"
 
 
 @pytest.mark.slow
