@@ -219,11 +219,15 @@ def _estimate(candidate: _Candidate, percent: int = 0, block: int = 0) -> int:
     recovery data at ``percent`` % in blocks of at most ``block`` sectors."""
     paths = max(len(candidate.album_paths), 1)
     if candidate.kind == EntryKind.FILE:
-        sectors = sectors_for(candidate.part["size"] if candidate.part else candidate.version.size)
+        part = candidate.part
+        sectors = sectors_for(part["size"] if part else candidate.version.size)
         estimate = sectors + FILE_OVERHEAD_SECTORS + (paths - 1) * LINK_OVERHEAD_SECTORS
         # par2 protects every path (hard links too) in whole blocks (half a
-        # block more, on average) and a sidecar per path (a whole block).
-        protected = paths * (sectors + block + block // 2)
+        # block more, on average) and a sidecar per path (a whole block).  A
+        # part is one file, in the first album; its sidecars come with the
+        # part that completes the file.
+        copies, sidecars = (1, paths if part["completes"] else 0) if part else (paths, paths)
+        protected = copies * (sectors + block // 2) + sidecars * block
     elif candidate.kind == EntryKind.METADATA:
         estimate = SIDECAR_SECTORS + (paths - 1) * LINK_OVERHEAD_SECTORS
         protected = paths * block
@@ -304,12 +308,13 @@ def _recovery_payload(chosen: list[_Candidate]) -> list[tuple[str, int]]:
         if c.kind == EntryKind.DELETION:
             continue
         name = c.version.original_name if c.version else c.item.original_name
-        size = (c.part["size"] if c.part else c.version.size) if c.kind == EntryKind.FILE else 0
-        for folders in c.album_paths or [()]:
-            path = "/".join((par2.PAYLOAD.rstrip("/"), *folders, name))
-            if size:
-                payload.append((path, size))
-            payload.append((f"{path}.xmp", 1))
+        paths = ["/".join((par2.PAYLOAD.rstrip("/"), *folders, name)) for folders in c.album_paths or [()]]
+        if c.part:  # one file, in the first album; the sidecars with the last part
+            payload.append((splitting.part_name(paths[0], c.part["number"]), c.part["size"]))
+            paths = paths if c.part["completes"] else []
+        elif c.kind == EntryKind.FILE and c.version.size:
+            payload += [(path, c.version.size) for path in paths]
+        payload += [(f"{path}.xmp", 1) for path in paths]
     return payload
 
 
@@ -336,21 +341,32 @@ def _block_guess(backlog: _Backlog, capacity: int) -> int:
     return max(1, capacity // (sets * par2.TARGET_SOURCE_BLOCKS))
 
 
-def _trim(chosen: list[_Candidate], capacity: int, percent: int) -> None:
+def _recovery_sectors(chosen: list[_Candidate], percent: int) -> int:
+    """The recovery data par2 will make for exactly these files (not a share per file)."""
+    plan = par2.plan(_recovery_payload(chosen), percent) if chosen and percent else None
+    return sum(sectors_for(size) for _, size in plan.outputs) if plan else 0
+
+
+def _fits_alone(candidate: _Candidate, budget: int, percent: int) -> bool:
+    """Whether the candidate fits an empty disc with its exact recovery data
+    (near the limit the share per file is not enough to tell)."""
+    return _estimate(candidate) + _recovery_sectors([candidate], percent) <= budget
+
+
+def _trim(chosen: list[_Candidate], capacity: int, percent: int) -> bool:
     """Drop the last candidates until the estimate, with the recovery data
-    par2 will make for exactly the files left (not a share per file), fits."""
+    par2 will make for exactly the files left, fits; True if any went."""
     if not percent:
-        return
+        return False
     budget = capacity - BASE_OVERHEAD_SECTORS
     costs = [0, *itertools.accumulate(_estimate(c) for c in chosen)]
 
     def excess(n: int) -> int:
-        plan = par2.plan(_recovery_payload(chosen[:n]), percent) if n else None
-        return costs[n] + (sum(sectors_for(size) for _, size in plan.outputs) if plan else 0) - budget
+        return costs[n] + _recovery_sectors(chosen[:n], percent) - budget
 
     over = excess(len(chosen))
     if over <= 0:
-        return
+        return False
     # A first guess from each file's share of recovery data, then halving
     # (fewer files make smaller par2 blocks: the shares are not exact).
     good, bad = 0, len(chosen)
@@ -364,6 +380,7 @@ def _trim(chosen: list[_Candidate], capacity: int, percent: int) -> None:
         good, bad = (guess, bad) if excess(guess) <= 0 else (good, guess)
         guess = (good + bad) // 2
     del chosen[good:]
+    return True
 
 
 def _select(
@@ -416,7 +433,11 @@ def _select(
             paths = sorted(album_paths[a] for a in chunk.albums[item_id] if a in album_paths)
             candidate = _Candidate(item=item, kind=kind, version=version, album_paths=paths)
             candidate.estimate = _estimate(candidate, percent, block)
-            if candidate.estimate > budget:
+            if candidate.estimate > budget or (
+                kind == EntryKind.FILE
+                and 2 * candidate.estimate > budget
+                and not _fits_alone(candidate, budget, percent)
+            ):
                 if kind != EntryKind.FILE or not _make_part(candidate, capacity, medium, splits):
                     # Too large and not to be split now: a later choice of
                     # this plan passes it over without asking again.
@@ -555,7 +576,8 @@ def plan_next_disc(
                 break
             block = implied
             chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits, backlog)
-        _trim(chosen, capacity, recovery_percent(medium))
+        if _trim(chosen, capacity, recovery_percent(medium)):
+            full = True  # what was dropped did not fit
         disc = None
         if chosen and (full or allow_partial):
             disc = _fix_disc(owner, cursor, medium, capacity, chosen, now)

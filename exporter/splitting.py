@@ -24,10 +24,11 @@ import hashlib
 from typing import Any
 
 from django.core.files.storage import default_storage
+from django.db.models import Q
 
 from exporter import par2, storage
 from exporter.media import SECTOR_SIZE, sectors_for
-from exporter.models import DiscEntry, EntryKind, ItemVersion
+from exporter.models import DiscEntry, EntryKind, ItemVersion, MediaItem
 
 _CHUNK = 1024 * 1024
 
@@ -157,13 +158,17 @@ def with_hashes(part: dict, parts: list[list[Any]]) -> dict:
 
 def in_progress(owner_id: int) -> int | None:
     """The item whose split the owner's newest part entry left unfinished:
-    its next part goes first on the next disc."""
+    its next part goes first on the next disc.  None once that split is
+    over without completing: the item's deletion is planned, or a new
+    version replaced the one in parts (it starts afresh)."""
     row = (
         DiscEntry.objects.filter(disc__owner_id=owner_id, kind=EntryKind.FILE, metadata__has_key="part")
         .order_by("-disc__number", "-id")
-        .values_list("item_id", "metadata")
+        .values_list("item_id", "version_id", "metadata")
         .first()
     )
-    if row is None or row[1]["part"]["completes"]:
+    if row is None or row[2]["part"]["completes"]:
         return None
-    return row[0]
+    item_id, version_id, _ = row
+    over = MediaItem.objects.filter(Q(deletion_planned=True) | ~Q(current_version_id=version_id), pk=item_id)
+    return None if over.exists() else item_id

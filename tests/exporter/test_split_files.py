@@ -164,6 +164,35 @@ def test_a_file_deleted_before_its_last_part_ships_as_a_deletion_of_that_version
     )
     assert [(d["item"], d["version"]) for d in document["changes"]["deleted"]] == [(str(big.public_id), 1)]
     assert plan_next_disc(alice, medium="cd", allow_partial=True) is None
+    # The split is over: the kind of disc may change again.
+    assert splitting.in_progress(alice.pk) is None
+
+
+def test_a_file_that_fits_a_disc_only_without_its_recovery_data_is_split(alice):
+    # 667 MB: under a CD by the share of recovery data each file is charged,
+    # over it with the recovery data par2 really makes for it alone.
+    big, _ = add_big(alice, size=326_100 * 2048, name="almost.mov")
+    first = plan_next_disc(alice, medium="cd")
+    assert first is not None, "the file held up every disc"
+    assert DiscEntry.objects.get(disc=first).metadata["part"]["number"] == 1
+    second = plan_next_disc(alice, medium="cd", allow_partial=True)
+    assert DiscEntry.objects.get(disc=second).metadata["part"]["completes"]
+    assert list(Change.objects.filter(item=big).values_list("disc", flat=True)) == [second.pk]
+
+
+def test_a_file_too_large_for_a_disc_in_two_albums_is_split_like_any_other(alice):
+    albums = [library.ensure_album_path(alice, [name]) for name in ("Videos", "Holidays")]
+    big, _ = add_big(alice, albums=albums)
+    first = plan_next_disc(alice, medium="cd")
+    assert first is not None, "the part was charged once per album and never fitted"
+    entry = DiscEntry.objects.get(disc=first)
+    assert entry.metadata["part"]["path"] == "data/Holidays/Holiday film.MOV.001"
+    assert first.planned_sectors <= CAPACITY_SECTORS["cd"]
+    second = plan_next_disc(alice, medium="cd", allow_partial=True)
+    assert DiscEntry.objects.get(disc=second).paths == [
+        "data/Holidays/Holiday film.MOV",
+        "data/Videos/Holiday film.MOV",
+    ]
 
 
 def test_the_disc_type_cannot_change_while_a_file_is_going_out_in_parts(alice):
