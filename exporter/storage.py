@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.files.storage import Storage, default_storage, storages
 
 from exporter.errors import SourceMismatch, StorageUnavailable
-from exporter.models import Disc
+from exporter.models import Disc, DiscStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,19 @@ def image_download_url(disc: Disc, *, expires: int = 300) -> str | None:
 
 
 def image_location(disc: Disc) -> str | None:
-    """Where the disc's image is kept: a path on this machine, or
-    ``s3://bucket/key`` when images are in object storage; None before it is built."""
+    """Where the disc's image is kept: a path on this machine until it is
+    verified and, when images are in object storage, uploaded; then
+    ``s3://bucket/key`` (or the storage's own path or URL).  None before it is built."""
     if not disc.image_name:
         return None
-    if images_are_remote():
+    if images_are_remote() and disc.status == DiscStatus.VERIFIED:
         images = storages["images"]
-        return f"s3://{images.bucket_name}/{_s3_key(images, disc.image_name)}"
+        if _is_s3(images):
+            return f"s3://{images.bucket_name}/{_s3_key(images, disc.image_name)}"
+        try:
+            return images.path(disc.image_name)
+        except NotImplementedError:
+            return images.url(disc.image_name)
     return str((Path(settings.IMAGES_DIR) / disc.image_name).resolve())
 
 

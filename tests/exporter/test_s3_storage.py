@@ -68,6 +68,9 @@ def test_a_disc_builds_from_s3_and_its_image_goes_up_in_parts(alice, s3, setting
     # The commands say where it is.
     (listed,) = [json.loads(line) for line in call("list_discs", "--json").splitlines()]
     assert listed["path"] == f"s3://{s3.bucket}/{key}"
+    # Built but not yet verified (and uploaded): the image is still on this machine.
+    built.status = DiscStatus.BUILT
+    assert storage.image_location(built) == str(build.image_path(built).resolve())
 
 
 def test_sources_are_staged_on_the_data_disk_a_bounded_number_at_a_time(alice, s3, fault_proxy, settings):
