@@ -433,10 +433,14 @@ def _select(
             paths = sorted(album_paths[a] for a in chunk.albums[item_id] if a in album_paths)
             candidate = _Candidate(item=item, kind=kind, version=version, album_paths=paths)
             candidate.estimate = _estimate(candidate, percent, block)
+            # Split: a file too large for an empty disc, and the rest of a
+            # split in progress (even on a larger kind of disc since).
             if candidate.estimate > budget or (
                 kind == EntryKind.FILE
-                and 2 * candidate.estimate > budget
-                and not _fits_alone(candidate, budget, percent)
+                and (
+                    item_id == backlog.resume
+                    or (2 * candidate.estimate > budget and not _fits_alone(candidate, budget, percent))
+                )
             ):
                 if kind != EntryKind.FILE or not _make_part(candidate, capacity, medium, splits):
                     # Too large and not to be split now: a later choice of

@@ -20,7 +20,7 @@ from django.utils import timezone
 from exporter import splitting
 from exporter.countries import COUNTRIES
 from exporter.errors import ExportError, IllegalTransition
-from exporter.media import Medium, capacity_bytes
+from exporter.media import CAPACITY_SECTORS, Medium, capacity_bytes
 from exporter.models import (
     Cadence,
     Change,
@@ -170,13 +170,14 @@ def change_plan(subscription: Subscription, actor, *, medium: str, cadence: str)
             raise IllegalTransition("Your subscription is cancelled; its plan cannot change.")
         if (locked.medium, locked.cadence) == (medium, cadence):
             return _refresh(subscription, locked)
-        splitting_item = splitting.in_progress(locked.user_id) if medium != locked.medium else None
+        smaller = CAPACITY_SECTORS[medium] < CAPACITY_SECTORS[locked.medium]
+        splitting_item = splitting.in_progress(locked.user_id) if smaller else None
         if splitting_item is not None:
-            # Its parts are cut to the size of this disc type; the rest must follow on the same.
+            # Its parts are cut to the size of this disc type: a smaller one cannot take the rest.
             name = MediaItem.objects.filter(pk=splitting_item).values_list("original_name", flat=True).first()
             raise IllegalTransition(
                 f"“{name}” is larger than one disc and is going out in parts on {locked.get_medium_display()} "
-                "discs; its remaining parts must go on the same kind of disc. You can change the kind of disc "
+                "discs; its remaining parts need discs as large. You can change to a smaller kind of disc "
                 "once its last part is on its way."
             )
         note = f"{locked.medium}/{locked.cadence} → {medium}/{cadence}"

@@ -195,24 +195,42 @@ def test_a_file_too_large_for_a_disc_in_two_albums_is_split_like_any_other(alice
     ]
 
 
-def test_the_disc_type_cannot_change_while_a_file_is_going_out_in_parts(alice):
+def test_a_smaller_kind_of_disc_is_refused_while_a_file_is_going_out_in_parts(alice, monkeypatch):
     from exporter import subscriptions
     from exporter.errors import IllegalTransition
     from exporter.models import Subscription
 
+    # A file split across DVDs, at the scale of a test: DVDs the size of a
+    # CD, and CDs half that (the rest of the split would never fit one).
+    monkeypatch.setitem(CAPACITY_SECTORS, "dvd", CAPACITY_SECTORS["cd"])
+    monkeypatch.setitem(CAPACITY_SECTORS, "cd", CAPACITY_SECTORS["cd"] // 2)
     sub = Subscription.objects.get(user=alice)
-    subscriptions.change_plan(sub, alice, medium="cd", cadence=sub.cadence)
+    subscriptions.change_plan(sub, alice, medium="dvd", cadence=sub.cadence)
     add_big(alice)
-    plan_next_disc(alice)
+    assert plan_next_disc(alice).entries.get().metadata["part"]["number"] == 1
     with pytest.raises(IllegalTransition, match="Holiday film.MOV"):
-        subscriptions.change_plan(sub, alice, medium="dvd", cadence=sub.cadence)
-    sub.refresh_from_db()
-    assert sub.medium == "cd"
-    subscriptions.change_plan(sub, alice, medium="cd", cadence="weekly")  # the cadence may change
-    assert plan_next_disc(alice, allow_partial=True).entries.get().metadata["part"]["completes"]
-    subscriptions.change_plan(sub, alice, medium="dvd", cadence="weekly")  # and the disc type, once it is out
+        subscriptions.change_plan(sub, alice, medium="cd", cadence=sub.cadence)
     sub.refresh_from_db()
     assert sub.medium == "dvd"
+    subscriptions.change_plan(sub, alice, medium="dvd", cadence="weekly")  # the cadence may change
+    assert plan_next_disc(alice, allow_partial=True).entries.get().metadata["part"]["completes"]
+    subscriptions.change_plan(sub, alice, medium="cd", cadence="weekly")  # and the disc type, once it is out
+    sub.refresh_from_db()
+    assert sub.medium == "cd"
+
+
+def test_a_larger_kind_of_disc_takes_the_rest_of_a_split(alice):
+    from exporter import subscriptions
+    from exporter.models import Subscription
+
+    sub = Subscription.objects.get(user=alice)
+    subscriptions.change_plan(sub, alice, medium="cd", cadence=sub.cadence)
+    big, _ = add_big(alice)
+    plan_next_disc(alice)
+    subscriptions.change_plan(sub, alice, medium="dvd", cadence=sub.cadence)
+    rest = plan_next_disc(alice, allow_partial=True)
+    assert rest.medium == "dvd" and rest.entries.get().metadata["part"]["completes"]
+    assert list(Change.objects.filter(item=big).values_list("disc", flat=True)) == [rest.pk]
 
 
 @pytest.mark.slow
