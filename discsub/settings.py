@@ -264,8 +264,9 @@ Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 DISCSUB_UPLOAD_MAX_BYTES = env_int("DISCSUB_UPLOAD_MAX_MB", 4096) * 1024 * 1024
 
 # Sign-in attempts (django-ratelimit, counted in the cache): per username and
-# per client address, over a window of DISCSUB_LOGIN_WINDOW_MINUTES.  With
-# REDIS_URL the counts are shared by every web process.
+# per client address, over a window of DISCSUB_LOGIN_WINDOW_MINUTES.  The
+# counts are shared by every web process: in Redis with REDIS_URL, else in
+# the data folder (one machine).
 DISCSUB_LOGIN_ATTEMPTS_PER_USER = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_USER", 5)
 DISCSUB_LOGIN_ATTEMPTS_PER_IP = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_IP", 30)
 DISCSUB_LOGIN_WINDOW_MINUTES = env_int("DISCSUB_LOGIN_WINDOW_MINUTES", 15)
@@ -276,7 +277,15 @@ if os.environ.get("REDIS_URL"):
     _REDIS_CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
     CACHES = {"default": _REDIS_CACHE}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Without Redis, a cache in the data folder: every process of this
+    # machine (the web server's workers) counts sign-in attempts together.
+    # Several machines need Redis.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
 
 # Email: the console in development; SMTP settings from the environment in production.
 EMAIL_BACKEND = os.environ.get(

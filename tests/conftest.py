@@ -26,6 +26,8 @@ def data_dir(settings, tmp_path):
             "OPTIONS": {"location": str(root / "media")},
         },
     }
+    if settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache"):
+        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": str(root / "cache")}}
     return root
 
 

@@ -158,3 +158,22 @@ def test_gunicorn_serves_hashed_static_files_through_whitenoise(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_without_redis_every_process_of_the_machine_shares_the_sign_in_counts(tmp_path):
+    # One machine on PostgreSQL alone: gunicorn's workers are separate
+    # processes, and each must see the attempts counted by the others.
+    env = production_env(tmp_path, REDIS_URL=None)
+    script = "import django; django.setup(); from django.core.cache import cache; "
+
+    def python(code: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script + code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    python("cache.set('login-attempts', 0, 600); cache.incr('login-attempts')")
+    python("cache.incr('login-attempts')")
+    assert python("print(cache.get('login-attempts'))") == "2"
+    assert (tmp_path / "data" / "cache").is_dir()
