@@ -149,8 +149,8 @@ class _Backlog:
     kept, so a later choice (with another recovery block size) reads
     nothing twice and locks nothing more than it needs."""
 
-    def __init__(self, owner: AbstractBaseUser, album_paths: dict):
-        self.owner, self.album_paths = owner, album_paths
+    def __init__(self, owner: AbstractBaseUser):
+        self.owner, self.album_paths = owner, _album_paths(owner)
         self._source: Iterator[list[tuple[int, int]]] = _pending_chunks(owner)
         self.resume = resume = splitting.in_progress(owner.pk)
         if resume is not None:
@@ -384,21 +384,20 @@ def _trim(chosen: list[_Candidate], capacity: int, percent: int) -> bool:
 
 
 def _select(
-    owner, medium: str, capacity: int, album_paths, block: int, splits: dict, backlog: _Backlog | None = None
+    backlog: _Backlog, medium: str, capacity: int, block: int, splits: dict
 ) -> tuple[list[_Candidate], list[int], bool]:
-    """Choose candidates oldest first; ``block`` is the par2 block size (in
-    sectors) to estimate the recovery data with; ``splits`` caches what
-    splitting a file cost; ``backlog`` what an earlier choice of the same
-    plan read.  Returns (chosen, absorbed item ids, full)."""
+    """Choose candidates oldest first from ``backlog`` (what earlier choices
+    of the same plan read is kept there); ``block`` is the par2 block size
+    (in sectors) to estimate the recovery data with; ``splits`` caches what
+    splitting a file cost.  Returns (chosen, absorbed item ids, full)."""
     budget = capacity - BASE_OVERHEAD_SECTORS
     percent = recovery_percent(medium)
+    album_paths = backlog.album_paths
     used = 0
     chosen: list[_Candidate] = []
     absorbed: list[int] = []
     full = False
     passed_over = 0
-    if backlog is None:
-        backlog = _Backlog(owner, album_paths)
     for chunk in backlog:
         wanted = chunk.fresh
         if full:
@@ -565,21 +564,20 @@ def plan_next_disc(
     now = (now or timezone.now()).replace(microsecond=0)
     with transaction.atomic():
         cursor = ExportCursor.objects.select_for_update().get(owner=owner)
-        album_paths = _album_paths(owner)
         # The first choice guesses par2's block size; if the block size it
         # implies is much smaller, another choice with that one packs the
         # disc closer.  The last choice is then checked against the recovery
         # data of exactly its files.
         splits: dict = {}
-        backlog = _Backlog(owner, album_paths)
+        backlog = _Backlog(owner)
         block = _block_guess(backlog, capacity)
-        chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits, backlog)
+        chosen, absorbed, full = _select(backlog, medium, capacity, block, splits)
         for _ in range(REFINE_PASSES):
             implied = _recovery_block(chosen) if chosen and recovery_percent(medium) else block
             if implied >= block * 0.9:
                 break
             block = implied
-            chosen, absorbed, full = _select(owner, medium, capacity, album_paths, block, splits, backlog)
+            chosen, absorbed, full = _select(backlog, medium, capacity, block, splits)
         if _trim(chosen, capacity, recovery_percent(medium)):
             full = True  # what was dropped did not fit
         disc = None
