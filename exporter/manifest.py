@@ -209,17 +209,7 @@ def describe(
                     "sha256": entry.sha256,
                 }
             )
-            if replaced:
-                new_versions.append(
-                    {
-                        "item": meta["item"],
-                        "version": meta["version"],
-                        "previous_disc": before.disc,
-                        "previous_version": before.version,
-                    }
-                )
-            else:
-                added.append(meta["item"])
+            _count_file(meta, before, added, new_versions)
         elif entry.kind == EntryKind.METADATA:
             edited.append(
                 {
