@@ -291,3 +291,11 @@ def test_a_build_task_lost_before_its_disc_was_claimed_is_queued_again_when_the_
     assert scheduling.queue_due_builds(lost_after) == [disc.pk]
     assert [t["args"] for t in queued_tasks(build_queue)] == [(disc.pk,)]
     assert scheduling.queue_due_builds(lost_after + dt.timedelta(seconds=1)) == [], "queued once"
+
+
+def test_a_broker_that_cannot_say_its_queue_size_is_not_taken_for_an_empty_one(monkeypatch, caplog):
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "ORM", "no-such-database")  # django-q2's own lookup fails
+    assert scheduling._build_queue_is_empty() is False  # so no task is queued early
+    assert "cannot read the build queue's size" in caplog.text
