@@ -1,5 +1,6 @@
 """index.html: the disc's offline catalog, in a real browser, from a real disc."""
 
+import hashlib
 import io
 import json
 import os
@@ -106,6 +107,68 @@ def test_an_item_in_two_albums_links_to_its_copy_in_each():
 def test_the_same_manifest_always_gives_the_same_page():
     files = [file_record(n, f"IMG_{n}.JPG") for n in range(30)]
     assert offline_index.render_index(document(files)) == offline_index.render_index(document(files))
+
+
+def every_kind_of_row() -> dict:
+    """A page with every branch of every row: cards with and without a title,
+    caption, date or thumbnail, a new version, lazy images; each kind of
+    change; catalog rows here, on an earlier disc, deleted, never on a disc;
+    hostile text everywhere."""
+    files = []
+    for n in range(40):
+        name = ["IMG_{n}.JPG", "a b#c?d%20e {n}.jpg", "<b>{n}</b>'\".mp4", "Été {n}.heic"][n % 4].format(n=n)
+        albums = [(("Travel", "Roma"),), (("Été", "<script>"), ("Best of",)), (), (("A & B",),)][n % 4]
+        record = file_record(n, name, albums=albums, caption=["", "Caption & <i>it</i>"][n % 2], thumbnail=n % 3 > 0)
+        record["title"] = ["", "Title 'quoted'"][n % 5 == 0]
+        record["captured_at"] = [None, "2024-05-02T19:44:10+02:00", "not a date"][n % 3]
+        if n % 7 == 0:
+            record.update(change="new_version", version=3, previous_disc=[None, 1][n % 2])
+        files.append(record)
+    page = document(files)
+    page["changes"].update(
+        new_version=[{"item": f["item"], "version": 3, "previous_disc": f["previous_disc"]} for f in files[::7]],
+        edited=[
+            {
+                "item": "e1",
+                "original_name": "edited <1>.jpg",
+                "disc": 1,
+                "title": "T",
+                "caption": "C & c",
+                "captured_at": "2023-01-01T00:00:00+00:00",
+                "albums": [["X", "Y"]],
+                "sidecar": files[0]["path"] + ".xmp",
+            },
+            {"item": "e2", "original_name": "", "disc": None},
+        ],
+        deleted=[{"item": "d1", "original_name": "gone.jpg", "last_disc": 1, "version": 2}, {"item": "d2"}],
+    )
+    page["held_back"] = [{"item": "h1", "original_name": "bad.jpg", "reason": "checksum <mismatch>"}, {"item": "h2"}]
+    page["catalog"].update(
+        {
+            "c1": {
+                "disc": 1,
+                "version": 2,
+                "path": "data/old.jpg",
+                "original_name": "old & <gold>.jpg",
+                "albums": [["Z"]],
+            },
+            "c2": {"disc": 1, "version": 1, "deleted": True, "original_name": "deleted.jpg"},
+            "c3": {"disc": None, "deleted": True, "original_name": "never on a disc.jpg"},
+            "c4": {"disc": None, "version": None, "original_name": ""},
+        }
+    )
+    return page
+
+
+# Layout 1's index.html for that page.  Discs already shipped are rebuilt from
+# their manifests years later and must come out byte-identical (DESIGN §2.6):
+# a change to this page's bytes belongs in a new layout version, not here.
+LAYOUT_1_PAGE_SHA256 = "88d6943f8b9e519b398556d491253835f8a0f46b908bb68b8d70f5a552bd66a4"
+
+
+def test_the_page_of_layout_1_keeps_its_bytes():
+    page = offline_index.render_index(every_kind_of_row())
+    assert hashlib.sha256(page).hexdigest() == LAYOUT_1_PAGE_SHA256
 
 
 def test_an_index_of_two_thousand_items_is_quick_and_compact():
