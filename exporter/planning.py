@@ -374,9 +374,9 @@ def _trim(chosen: list[_Candidate], capacity: int, percent: int) -> bool:
     while guess > 0 and dropped < over:
         guess -= 1
         dropped += chosen[guess].estimate
+    if not good < guess < bad:
+        guess = (good + bad) // 2
     while bad - good > 1:
-        if not good < guess < bad:
-            guess = (good + bad) // 2
         good, bad = (guess, bad) if excess(guess) <= 0 else (good, guess)
         guess = (good + bad) // 2
     del chosen[good:]
@@ -569,16 +569,17 @@ def plan_next_disc(
         # disc closer.  The last choice is then checked against the recovery
         # data of exactly its files.
         splits: dict = {}
+        percent = recovery_percent(medium)
         backlog = _Backlog(owner)
         block = _block_guess(backlog, capacity)
         chosen, absorbed, full = _select(backlog, medium, capacity, block, splits)
         for _ in range(REFINE_PASSES):
-            implied = _recovery_block(chosen) if chosen and recovery_percent(medium) else block
+            implied = _recovery_block(chosen) if chosen and percent else block
             if implied >= block * 0.9:
                 break
             block = implied
             chosen, absorbed, full = _select(backlog, medium, capacity, block, splits)
-        if _trim(chosen, capacity, recovery_percent(medium)):
+        if _trim(chosen, capacity, percent):
             full = True  # what was dropped did not fit
         disc = None
         if chosen and (full or allow_partial):
