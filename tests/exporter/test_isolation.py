@@ -283,3 +283,20 @@ def test_a_pass_that_raises_is_rolled_back_whole_recorded_and_retried_after_a_ba
     assert ExportFailure.objects.get(owner=alice).resolved_at == T0 + dt.timedelta(minutes=3)
     assert JobRun.objects.filter(finished_at__isnull=True).count() == 0
 
+
+def test_a_build_that_cannot_read_an_item_holds_it_back_and_makes_the_disc_of_the_rest(alice, clock):
+    keep = add_file(alice, "keep.jpg", jpeg_bytes(color=(1, 2, 3)))
+    lost = add_file(alice, "lost.jpg", jpeg_bytes(color=(3, 2, 1)))
+    due_now(alice)
+    scheduling.run_due(T0, queue_builds=False)
+    (disc,) = Disc.objects.filter(owner=alice)
+    unreadable_object(lost)  # after planning: the build is the first to meet it
+
+    built = build.build_disc(disc.pk)
+
+    assert built.status == DiscStatus.VERIFIED
+    assert carried_names(alice) == {"keep.jpg"}
+    entry = DiscEntry.objects.get(disc=disc, item=lost)
+    assert entry.held_back and "unreadable source" in entry.held_reason
+    assert ItemIssue.objects.get(item=lost).kind == ItemIssue.Kind.UNREADABLE
+    assert not ItemIssue.objects.filter(item=keep).exists()
