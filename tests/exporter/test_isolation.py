@@ -31,6 +31,8 @@ from exporter.models import (
     Resolution,
     Subscription,
 )
+from tests.conftest import address
+from tests.exporter.test_scheduling import build_queue  # noqa: F401  (the fixture)
 from tests.factories import add_file, jpeg_bytes
 
 pytestmark = pytest.mark.django_db
@@ -63,27 +65,8 @@ def exif_orientation_struct_error_jpeg() -> bytes:
 def carol(django_user_model):
     """A third subscriber."""
     user = django_user_model.objects.create_user("carol", "carol@example.com", "carol-password-1")
-    Subscription.objects.create(
-        user=user,
-        medium="cd",
-        address_name="Carol Cole",
-        address_line1="1 Mill Lane",
-        address_city="Leeds",
-        address_postal_code="LS1 1AA",
-        address_country="GB",
-    )
+    Subscription.objects.create(user=user, medium="cd", **address("Carol Cole", "1 Mill Lane", "Leeds", "GB"))
     return user
-
-
-@pytest.fixture
-def build_queue(settings):
-    """The build queue of the configured broker, empty before and after the test."""
-    from django_q.brokers import get_broker
-
-    broker = get_broker(settings.DISCSUB_BUILD_QUEUE)
-    broker.purge_queue()
-    yield broker
-    broker.purge_queue()
 
 
 @pytest.fixture
@@ -114,8 +97,9 @@ def unreadable_object(item) -> None:
     os.mkdir(path)
 
 
+@pytest.mark.usefixtures("build_queue")
 def test_a_photo_that_makes_pillow_raise_stops_nobody_else_and_a_dead_workers_disc_is_taken_over(
-    alice, bob, carol, clock, build_queue
+    alice, bob, carol, clock
 ):
     bad_bytes = exif_orientation_struct_error_jpeg()
     with warnings.catch_warnings(), pytest.raises(struct.error):  # a real bad file, not a stand-in
