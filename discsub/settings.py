@@ -247,6 +247,10 @@ DISCSUB_LEASE_SECONDS = env_int("DISCSUB_LEASE_SECONDS", 300)
 DISCSUB_LOST_BUILD_MINUTES = env_int("DISCSUB_LOST_BUILD_MINUTES", 15)
 # After this many attempts a disc's failure is permanent (staff retry it).
 DISCSUB_MAX_BUILD_ATTEMPTS = env_int("DISCSUB_MAX_BUILD_ATTEMPTS", 8)
+# An item whose bytes could not be read for a disc this many scheduler passes
+# in a row is held back (an ItemIssue for staff); the rest of its
+# subscriber's library goes on without it from its first failure.
+DISCSUB_ITEM_MAX_FAILURES = env_int("DISCSUB_ITEM_MAX_FAILURES", 3)
 
 # Replacement copies a subscriber may ask for (lost or damaged discs), per rolling period.
 DISCSUB_REPLACEMENTS_PER_PERIOD = env_int("DISCSUB_REPLACEMENTS_PER_PERIOD", 2)

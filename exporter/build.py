@@ -125,7 +125,8 @@ def retry_failed(disc_id: int, actor=None, *, now: dt.datetime | None = None) ->
 
 
 def _hold_back(disc: Disc, problems: dict) -> None:
-    """Take the items whose source bytes failed off this disc, and flag them for staff."""
+    """Take the items whose source bytes failed (did not match, were missing,
+    or raised anything while read) off this disc, and flag them for staff."""
     with transaction.atomic():
         entries = DiscEntry.objects.select_for_update().filter(disc=disc, item_id__in=list(problems))
         for entry in entries:
@@ -133,7 +134,13 @@ def _hold_back(disc: Disc, problems: dict) -> None:
             entry.held_back = True
             entry.held_reason = reason
             entry.save(update_fields=["held_back", "held_reason"])
-            kind = ItemIssue.Kind.MISSING_OBJECT if "missing" in reason else ItemIssue.Kind.CHECKSUM_MISMATCH
+            kind = (
+                ItemIssue.Kind.MISSING_OBJECT
+                if "missing" in reason
+                else ItemIssue.Kind.UNREADABLE
+                if "unreadable" in reason
+                else ItemIssue.Kind.CHECKSUM_MISMATCH
+            )
             ItemIssue.objects.create(item_id=entry.item_id, version=entry.version, kind=kind, message=reason)
             # The item is no longer planned at this version: a new upload (or
             # staff re-issuing it) puts it on a later disc.

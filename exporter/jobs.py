@@ -10,8 +10,9 @@ import datetime as dt
 from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from exporter import build, scheduling, thumbnails
+from exporter import build, failures, scheduling
 from exporter.models import Disc
 from exporter.planning import plan_next_disc
 
@@ -20,11 +21,12 @@ def plan_discs_for(user_id: int, *, allow_partial: bool = False, medium: str | N
     """Plan every full disc the user's backlog fills; with ``allow_partial``, the rest too."""
     user = get_user_model().objects.get(pk=user_id)
     # Thumbnails go on the disc; make the missing ones now, outside the
-    # planner's locks (uploads make theirs, this catches the rest).
-    thumbnails.make_missing(thumbnails.current_versions(user_id).filter(item__changes__resolution="pending").distinct())
+    # planner's locks (uploads make theirs, this catches the rest).  An item
+    # that cannot be read is recorded and waits; the rest go (exporter.failures).
+    unreadable = failures.read_for_plan(user_id, timezone.now())
     planned = []
     while True:
-        disc = plan_next_disc(user, medium=medium, allow_partial=allow_partial)
+        disc = plan_next_disc(user, medium=medium, allow_partial=allow_partial, unreadable=unreadable)
         if disc is None:
             return planned
         planned.append(disc)

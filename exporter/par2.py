@@ -38,6 +38,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import struct
 import subprocess
 from collections.abc import Collection, Iterable, Sequence
@@ -228,7 +229,11 @@ def stage(files: Sequence[DiscFile], root: Path, only: Collection[str] | None = 
         local = f.local_path
         try:
             if local:
-                found = os.stat(local).st_size
+                info = os.stat(local)
+                if not stat.S_ISREG(info.st_mode):
+                    problems[_problem_key(f)] = _expected(f, "unreadable source (not a regular file)")
+                    continue
+                found = info.st_size
                 if found != f.size:
                     problems[_problem_key(f)] = _expected(f, f"{found} bytes")
                     continue
@@ -243,8 +248,8 @@ def stage(files: Sequence[DiscFile], root: Path, only: Collection[str] | None = 
         except FileNotFoundError as exc:
             problems[_problem_key(f)] = _expected(f, f"missing source ({exc})")
             continue
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the build area's fault, not the source's
+        except Exception as exc:  # storage is a black box: any failure is this file's problem
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the build area's fault
                 raise
             problems[_problem_key(f)] = _expected(f, f"unreadable source ({exc.__class__.__name__}: {exc})")
             continue

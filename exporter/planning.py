@@ -14,7 +14,7 @@ import datetime as dt
 import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -149,8 +149,10 @@ class _Backlog:
     kept, so a later choice (with another recovery block size) reads
     nothing twice and locks nothing more than it needs."""
 
-    def __init__(self, owner: AbstractBaseUser):
+    def __init__(self, owner: AbstractBaseUser, unreadable: Collection[tuple[int, int]] = ()):
         self.owner, self.album_paths = owner, _album_paths(owner)
+        # (item id, version id) whose bytes could not be read in this pass (exporter.failures).
+        self.unreadable = set(unreadable)
         self._source: Iterator[list[tuple[int, int]]] = _pending_chunks(owner)
         self.resume = resume = splitting.in_progress(owner.pk)
         if resume is not None:
@@ -212,6 +214,9 @@ class _Backlog:
         chunk.blocked.update(
             ItemIssue.objects.filter(item_id__in=wanted, resolved_at__isnull=True).values_list("item_id", "version_id")
         )
+        if self.unreadable:
+            wanted_ids = set(wanted)
+            chunk.blocked.update(pair for pair in self.unreadable if pair[0] in wanted_ids)
 
 
 def _estimate(candidate: _Candidate, percent: int = 0, block: int = 0) -> int:
@@ -549,12 +554,15 @@ def plan_next_disc(
     medium: str | None = None,
     allow_partial: bool = False,
     now: dt.datetime | None = None,
+    unreadable: Collection[tuple[int, int]] = (),
 ) -> Disc | None:
     """Fix the content of the owner's next disc, or return None.
 
     Without ``allow_partial`` a disc is planned only when the pending changes
     fill one.  Changes whose net effect is nothing (an item added and trashed
-    before any disc) are resolved as absorbed either way.
+    before any disc) are resolved as absorbed either way.  The (item id,
+    version id) pairs in ``unreadable`` are passed over like items with an
+    open issue: their changes stay pending for a later disc.
     """
     ExportCursor.objects.get_or_create(owner=owner)
     if medium is None:
@@ -570,7 +578,7 @@ def plan_next_disc(
         # data of exactly its files.
         splits: dict = {}
         percent = recovery_percent(medium)
-        backlog = _Backlog(owner)
+        backlog = _Backlog(owner, unreadable)
         block = _block_guess(backlog, capacity)
         chosen, absorbed, full = _select(backlog, medium, capacity, block, splits)
         for _ in range(REFINE_PASSES):

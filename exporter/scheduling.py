@@ -15,6 +15,12 @@ catches up (state, not dates, says what is due); a doubled pass finds
 nothing left to do.  Builds are then queued, one task per disc (argument:
 the disc's primary key), for discs that are due to build and not queued
 recently.  Each pass is recorded as a :class:`JobRun`.
+
+One subscriber never stops the others (exporter.failures): an item whose
+bytes cannot be read is passed over by that pass's plan and recorded, and a
+subscription whose pass raises is rolled back, recorded, and tried again
+after a backoff, while the pass goes on to the next subscriber and then
+queues the builds (a dead worker's disc is taken over there).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from django.db import transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
-from exporter import build, thumbnails, workers
+from exporter import build, failures, workers
 from exporter.models import (
     Change,
     Disc,
@@ -92,6 +98,9 @@ class Outcome:
     discs: list[int] = field(default_factory=list)
     partial_held: bool = False  # a partial disc waited for the per-deployment minimum
     capped: bool = False  # the per-period cap stopped further discs
+    unreadable: int = 0  # items passed over: their bytes could not be read (exporter.failures)
+    error: str = ""  # the pass raised and was rolled back (recorded in exporter.failures)
+    backing_off: bool = False  # its last pass failed, and its retry time has not come
 
 
 def _pending_summary(owner_id: int) -> tuple[int, dt.datetime | None]:
@@ -136,11 +145,12 @@ def run_subscription(
         if owner_id is None:
             return outcome
     pending = Change.objects.filter(owner_id=owner_id, resolution=Resolution.PENDING)
+    unreadable: set[tuple[int, int]] = set()
     if pending.exists():
-        # Thumbnails go on the disc; make the missing ones now, outside every lock.
-        thumbnails.make_missing(
-            thumbnails.current_versions(owner_id).filter(item__changes__resolution=Resolution.PENDING).distinct()
-        )
+        # Thumbnails go on the disc; make the missing ones now, outside every
+        # lock, each item on its own: one that cannot be read waits, the rest go.
+        unreadable = failures.read_for_plan(owner_id, now)
+        outcome.unreadable = len(unreadable)
         workers.beat("planning", None)
     with transaction.atomic():
         sub = (
@@ -168,7 +178,9 @@ def run_subscription(
         partial = final or ship_now or (period_over and has_pending and _partial_allowed(sub, now))
         outcome.partial_held = period_over and has_pending and not partial
         while room > 0:
-            disc = plan_next_disc(sub.user, medium=medium or sub.medium, allow_partial=partial, now=now)
+            disc = plan_next_disc(
+                sub.user, medium=medium or sub.medium, allow_partial=partial, now=now, unreadable=unreadable
+            )
             if disc is None:
                 break
             outcome.discs.append(disc.pk)
@@ -241,28 +253,59 @@ def _build_queue_is_empty() -> bool:
         return False
 
 
+def _run_isolated(subscription_id: int, owner_id: int, now: dt.datetime, medium: str | None, failing: dict) -> Outcome:
+    """:func:`run_subscription`, with whatever it raises recorded against the
+    subscriber (its transaction is rolled back whole) instead of stopping the pass."""
+    if owner_id in failing and failing[owner_id] is not None and failing[owner_id] > now:
+        return Outcome(subscription_id, backing_off=True)
+    try:
+        outcome = run_subscription(subscription_id, now, medium=medium, owner_id=owner_id)
+    except Exception as exc:  # one subscriber's trouble is not everyone's
+        log.exception("the pass of subscription %s failed; the others go on", subscription_id)
+        record = failures.subscriber_failed(owner_id, exc, now)
+        return Outcome(subscription_id, error=f"{record.error}: {record.message}")
+    if owner_id in failing and outcome.reason:
+        failures.subscriber_succeeded(owner_id, now)
+    return outcome
+
+
 def run_due(now: dt.datetime | None = None, *, medium: str | None = None, queue_builds: bool = True) -> JobRun:
-    """One scheduler pass over every due subscription, then the builds."""
+    """One scheduler pass over every due subscription, then the builds.  A
+    subscription whose pass raises is recorded (exporter.failures) and the
+    pass goes on; so does a failure to queue the builds (in the run's note)."""
     now = now or timezone.now()
     run = JobRun.objects.create(name=JOB_NAME, host=socket.gethostname(), started_at=now)
     outcomes = []
+    failing = failures.failing_subscribers()
     last = 0
     while True:
         batch = list(due_subscriptions(now).filter(pk__gt=last).values_list("pk", "user_id")[:BATCH])
         if not batch:
             break
         for pk, owner_id in batch:
-            outcomes.append(run_subscription(pk, now, medium=medium, owner_id=owner_id))
+            outcomes.append(_run_isolated(pk, owner_id, now, medium, failing))
         last = batch[-1][0]
-    queued = queue_due_builds(now) if queue_builds else []
+    notes = []
+    queued = []
+    if queue_builds:
+        try:
+            queued = queue_due_builds(now)
+        except Exception as exc:  # the broker is down: the run still says what it did
+            log.exception("queueing the builds failed")
+            notes.append("queueing the builds failed: {}: {}".format(*failures.describe(exc)))
     run.subscriptions = sum(1 for o in outcomes if o.reason)
     run.discs_planned = sum(len(o.discs) for o in outcomes)
     run.builds_queued = len(queued)
-    notes = []
     if held := sum(o.partial_held for o in outcomes):
         notes.append(f"{held} partial discs under the minimum wait")
     if capped := sum(o.capped for o in outcomes):
         notes.append(f"{capped} subscribers reached the per-period cap")
+    if failed := sum(bool(o.error) for o in outcomes):
+        notes.append(f"{failed} subscribers failed and were rolled back (see the export failures)")
+    if waiting := sum(o.backing_off for o in outcomes):
+        notes.append(f"{waiting} subscribers wait to retry a failed pass")
+    if unreadable := sum(o.unreadable for o in outcomes):
+        notes.append(f"{unreadable} items could not be read and wait (see the export failures)")
     run.note = "; ".join(notes)
     run.finished_at = timezone.now()
     run.save()

@@ -15,7 +15,17 @@ from django.conf import settings
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
-from exporter.models import Change, Disc, DiscStatus, ItemStatus, JobRun, MediaItem, Resolution, WorkerHeartbeat
+from exporter.models import (
+    Change,
+    Disc,
+    DiscStatus,
+    ExportFailure,
+    ItemStatus,
+    JobRun,
+    MediaItem,
+    Resolution,
+    WorkerHeartbeat,
+)
 
 # A worker not heard from for this long is shown as silent.
 HEARTBEAT_STALE = dt.timedelta(minutes=5)
@@ -102,6 +112,37 @@ def failed_builds(limit: int = 50) -> list[dict]:
     ]
 
 
+def export_failures(limit: int = 50) -> list[dict]:
+    """Unexpected errors the scheduler met and that still stand
+    (exporter.failures), the most recent first: a subscriber's pass rolled
+    back (``item_id`` None), or an item whose bytes could not be read,
+    ``held_back`` once it failed too often.  Each with its reason, written
+    for people.  One query."""
+    rows = (
+        ExportFailure.objects.filter(resolved_at__isnull=True)
+        .select_related("owner", "version")
+        .order_by("-last_at", "-id")[:limit]
+    )
+    return [
+        {
+            "failure_id": row.pk,
+            "user_id": row.owner_id,
+            "username": row.owner.get_username(),
+            "item_id": row.item_id,
+            "item_name": row.version.original_name if row.version else None,
+            "stage": row.stage,
+            "error": row.error,
+            "reason": row.message,
+            "failures": row.failures,
+            "first_at": row.first_at,
+            "last_at": row.last_at,
+            "retry_at": row.retry_at,
+            "held_back": row.held_back_at is not None,
+        }
+        for row in rows
+    ]
+
+
 def worker_heartbeats(now: dt.datetime | None = None) -> list[dict]:
     """Every worker process that has reported, the most recent first, with
     what it was doing and whether it has gone silent.  One query (plus one
@@ -172,6 +213,7 @@ def summary(*, backlog_limit: int = 20, failed_limit: int = 50) -> dict:
         "backlog": backlog_by_subscriber(backlog_limit),
         "oldest_pending_change_age_seconds": None if age is None else round(age.total_seconds()),
         "failed_builds": failed_builds(failed_limit),
+        "export_failures": export_failures(failed_limit),
         "workers": worker_heartbeats(),
         "clusters": cluster_stats(),
         "job_runs": last_job_runs(),

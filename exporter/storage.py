@@ -201,6 +201,8 @@ def _stage_one(storage: Storage, source: Source, dest: Path, attempts: int) -> t
             if is_missing(exc):
                 return ("missing", f"the stored object {source.storage_name} is missing")
             outcome = ("unavailable", f"{exc.__class__.__name__}: {exc}")
+        except Exception as exc:  # anything else reading this object is its problem, not the disc's
+            outcome = ("unreadable", f"unreadable source ({exc.__class__.__name__}: {exc})")
         log.info("staging %s, attempt %s of %s: %s", source.storage_name, attempt + 1, attempts, outcome[1])
     return outcome
 

@@ -82,6 +82,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "batches": rates("media_batch"),
         "discs": status.disc_counts(),
         "failed_builds": status.failed_builds(limit=20),
+        "export_failures": status.export_failures(limit=20),
         "flagged": list(
             ItemIssue.objects.filter(resolved_at__isnull=True).select_related("item", "item__owner", "version")[:20]
         ),

@@ -1,5 +1,6 @@
 from exporter.models.copies import CopyEvent, CopyReason, CopyStatus, DiscCopy, ReadBackCheck, Shipment
 from exporter.models.discs import Disc, DiscEntry, DiscEvent, DiscStatus, EntryKind
+from exporter.models.failures import ExportFailure, FailureStage
 from exporter.models.feed import Change, ChangeFeed, ChangeKind, ExportCursor, Resolution
 from exporter.models.library import Album, ItemIssue, ItemStatus, ItemVersion, MediaItem
 from exporter.models.runs import JobRun, WorkerHeartbeat
@@ -22,6 +23,8 @@ __all__ = [
     "DiscStatus",
     "EntryKind",
     "ExportCursor",
+    "ExportFailure",
+    "FailureStage",
     "ItemIssue",
     "ItemStatus",
     "ItemVersion",

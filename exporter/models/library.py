@@ -101,6 +101,7 @@ class ItemIssue(models.Model):
         CHECKSUM_MISMATCH = "checksum_mismatch", "Stored bytes do not match their checksum"
         MISSING_OBJECT = "missing_object", "Stored bytes are missing"
         TOO_LARGE = "too_large", "Larger than the medium"
+        UNREADABLE = "unreadable", "Could not be read for a disc"
 
     item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="issues")
     version = models.ForeignKey(ItemVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="issues")

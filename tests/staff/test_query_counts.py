@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from exporter import fulfillment
-from exporter.models import CopyStatus, Disc, DiscStatus, ItemIssue, Subscription
+from exporter.models import CopyStatus, Disc, DiscStatus, ExportFailure, ItemIssue, Subscription
 from tests.factories import COPY_STATES_WALKED as EVERY_STATE
 from tests.factories import add_sized, new_copy, verified_disc
 
@@ -25,6 +25,17 @@ def add_work(owners, sam, per_state: int) -> None:
             copy.pk, sam, drive=f"D{n}", media_batch=f"B{n}", method="checkisomd5", value="FAIL"
         )
         ItemIssue.objects.create(item=add_sized(owner, 100, f"x{n}.jpg"), kind="checksum_mismatch", message="bad")
+        unreadable = add_sized(owner, 100, f"u{n}.jpg")
+        ExportFailure.objects.create(
+            owner=owner,
+            item=unreadable,
+            version=unreadable.current_version,
+            stage="reading",
+            error="struct.error",
+            message=f"unreadable ({n})",
+            first_at=unreadable.uploaded_at,
+            last_at=unreadable.uploaded_at,
+        )
         failed = verified_disc(owner)
         Disc.objects.filter(pk=failed.pk).update(status=DiscStatus.FAILED, last_error=f"par2 is not installed ({n})")
     nobody = owners[0].__class__.objects.create_user(f"nobody{per_state}")
@@ -59,5 +70,6 @@ def test_queue_and_dashboard_queries_do_not_grow_with_copies(client, alice, bob,
     assert large[URLS[-1]] == 10
     # Dashboard: session, user, permissions (2), copies per state, oldest waiting copy,
     # throughput, failure rates per drive and per batch, disc counts, failed builds,
-    # flagged items, backlog (2), oldest pending change, worker heartbeats.
-    assert large[reverse("staff:dashboard")] == 16
+    # export failures, flagged items, backlog (2), oldest pending change, worker heartbeats.
+    assert large[reverse("staff:dashboard")] == 17
+    assert "unreadable (3)" in client.get(reverse("staff:dashboard")).content.decode()

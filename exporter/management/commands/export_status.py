@@ -8,7 +8,9 @@ from exporter import status
 
 
 class Command(BaseCommand):
-    help = "Print disc counts, backlog, oldest pending change, failed builds, workers and scheduler runs."
+    help = (
+        "Print disc counts, backlog, oldest pending change, failed builds, export failures, workers and scheduler runs."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -42,6 +44,23 @@ class Command(BaseCommand):
                 f"  disc {row['disc_id']} ({row['username']} #{row['number']}, {row['attempts']} attempts, "
                 f"{retry}): {row['reason']}"
             )
+        out("Export failures (a subscriber's pass, or an item that could not be read):")
+        for row in data["export_failures"] or [None]:
+            if row is None:
+                out("  none")
+                continue
+            what = f"item {row['item_id']} {row['item_name']!r}" if row["item_id"] else "their pass, rolled back"
+            state = (
+                "held back"
+                if row["held_back"]
+                else f"retry at {_when(row['retry_at'])}"
+                if row["retry_at"]
+                else "tried again at their next pass"
+            )
+            out(
+                f"  {row['username']}: {what}, {row['failures']} time{'s' if row['failures'] != 1 else ''} in a row "
+                f"since {_when(row['first_at'])} ({state}): {row['error']}: {row['reason']}"
+            )
         out("Workers:")
         for row in data["workers"] or [None]:
             if row is None:
@@ -63,6 +82,7 @@ class Command(BaseCommand):
                 f"  {row['name']} {_when(row['started_at'])}: {row['subscriptions']} due, "
                 f"{row['discs_planned']} discs planned, {row['builds_queued']} builds queued"
                 + ("" if row["finished_at"] else " (did not finish)")
+                + (f" ({row['note']})" if row["note"] else "")
             )
 
 
