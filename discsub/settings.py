@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Debug pages only for this machine's own clients (discsub/error_reports.py).
+    "discsub.error_reports.DebugOnlyForLoopback",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -83,6 +85,12 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "discsub.urls"
+
+# Every error report (debug page, email to ADMINS) without connection
+# passwords, secret values or the environment; debug pages only for
+# 127.0.0.1/::1 (discsub/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER = "discsub.error_reports.LocalDebugReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "discsub.error_reports.SecretsFilter"
 
 TEMPLATES = [
     {
