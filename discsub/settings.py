@@ -38,26 +38,65 @@ BUILD_DIR = DATA_DIR / "build"
 PRODUCTION = env_bool("DISCSUB_PRODUCTION", False)
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 
+# The data folder holds the secret key, the database, every subscriber's
+# originals and images: whatever this process (and its children: par2, the
+# task workers) creates is for the service's own user alone (0700 folders,
+# 0600 files), and so are uploads, which Django chmods itself.
+os.umask(0o077)
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+if not PRODUCTION and DATA_DIR.stat().st_uid == os.getuid():
+    # A development folder made world-readable by an earlier version.
+    DATA_DIR.chmod(0o700)
+
+_PLACEHOLDER_WORDS = ("change", "insecure", "secret", "example", "password", "xxxxx")
+
+
+def weak_secret_key(key: str) -> str | None:
+    """Why ``key`` is not fit for production, or None."""
+    if len(key) < 50:
+        return "it is shorter than 50 characters"
+    if key.startswith("django-insecure"):
+        return "it is Django's insecure development key"
+    if len(set(key)) < 20:
+        return "it has fewer than 20 different characters"
+    if any(word in key.lower() for word in _PLACEHOLDER_WORDS):
+        return "it looks like a placeholder"
+    return None
+
+
 if PRODUCTION:
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
-    if len(SECRET_KEY) < 50:
-        raise ImproperlyConfigured("SECRET_KEY must be set (50+ characters) in production.")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be set (50+ random characters) in production.")
+    if _weak := weak_secret_key(SECRET_KEY):
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is too weak for production ({_weak}); make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(64))'."
+        )
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off in production.")
-    ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h]
+    ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production.")
+    if "*" in ALLOWED_HOSTS:
+        # Any Host header would do: password-reset links could point anywhere.
+        raise ImproperlyConfigured("ALLOWED_HOSTS must name the site's hosts in production, not '*'.")
 else:
     SECRET_KEY = os.environ.get("SECRET_KEY") or ""
     if not SECRET_KEY:
         # A development key that survives restarts, kept in the data folder.
         key_file = DATA_DIR / "secret_key"
-        if key_file.exists():
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key_file.chmod(0o600)
             SECRET_KEY = key_file.read_text().strip()
         else:
-            DATA_DIR.mkdir(parents=True, exist_ok=True)
             SECRET_KEY = secrets.token_urlsafe(50)
-            key_file.write_text(SECRET_KEY)
+            with os.fdopen(fd, "w") as f:
+                f.write(SECRET_KEY)
     ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 
 INSTALLED_APPS = [
@@ -200,6 +239,8 @@ if PRODUCTION:
     # Several web and worker machines share one database: SQLite cannot be it.
     if not DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL must be set in production (PostgreSQL; see docs/deploy.md).")
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        raise ImproperlyConfigured("DATABASE_URL must not be SQLite in production (PostgreSQL; see docs/deploy.md).")
     # gunicorn serves the static files itself, through whitenoise, from
     # collectstatic's compressed, content-hashed copies (cached for ever).
     MIDDLEWARE.insert(
