@@ -100,13 +100,15 @@ else:
     ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    # Optional authenticator codes for staff (discsub/staff/two_factor.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "exporter",
     "discsub",
 ]
@@ -119,6 +121,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -312,16 +315,25 @@ FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "uploads")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 DISCSUB_UPLOAD_MAX_BYTES = env_int("DISCSUB_UPLOAD_MAX_MB", 4096) * 1024 * 1024
 
-# Sign-in attempts (django-ratelimit, counted in the cache): per username and
-# per client address, over a window of DISCSUB_LOGIN_WINDOW_MINUTES.  The
-# counts are shared by every web process: in Redis with REDIS_URL, else in
-# the data folder (one machine).
+# Every sign-in door (sign-in, its code step, password reset) goes through
+# one limiter (discsub/signin_limits.py): sliding windows kept in the cache,
+# shared by every web process (Redis with REDIS_URL, else the data folder).
+# Failed sign-ins are counted per username from one client, and per client;
+# past either limit that client may try once every DISCSUB_LOGIN_DELAY_SECONDS
+# (the right password then works; other clients are not slowed).
 DISCSUB_LOGIN_ATTEMPTS_PER_USER = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_USER", 5)
 DISCSUB_LOGIN_ATTEMPTS_PER_IP = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_IP", 30)
 DISCSUB_LOGIN_WINDOW_MINUTES = env_int("DISCSUB_LOGIN_WINDOW_MINUTES", 15)
+DISCSUB_LOGIN_DELAY_SECONDS = env_int("DISCSUB_LOGIN_DELAY_SECONDS", 30)
+# Password-reset emails per address and per client, over a sliding window.
+DISCSUB_RESET_REQUESTS_PER_EMAIL = env_int("DISCSUB_RESET_REQUESTS_PER_EMAIL", 3)
+DISCSUB_RESET_REQUESTS_PER_IP = env_int("DISCSUB_RESET_REQUESTS_PER_IP", 10)
+DISCSUB_RESET_WINDOW_MINUTES = env_int("DISCSUB_RESET_WINDOW_MINUTES", 60)
 # Behind a reverse proxy every request seems to come from the proxy: name the
 # request header that carries the client's address (e.g. HTTP_X_REAL_IP).
-RATELIMIT_IP_META_KEY = os.environ.get("DISCSUB_CLIENT_IP_HEADER") or None
+DISCSUB_CLIENT_IP_HEADER = os.environ.get("DISCSUB_CLIENT_IP_HEADER") or None
+# Authenticator codes: the issuer name shown in the app.
+OTP_TOTP_ISSUER = os.environ.get("DISCSUB_ORGANIZATION", "Discsub")
 if os.environ.get("REDIS_URL"):
     _REDIS_CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
     CACHES = {"default": _REDIS_CACHE}
