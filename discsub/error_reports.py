@@ -24,11 +24,16 @@ from django.http.multipartparser import MultiPartParserError
 from django.urls import get_resolver, get_urlconf
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
+from discsub.content_security import HEADER as CSP_HEADER
+from discsub.content_security import policy
+
 STARS = SafeExceptionReporterFilter.cleansed_substitute
 # scheme://user:password@host: the password goes, the rest stays readable.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]+@")
 # Names whose values are secrets wherever they appear (settings, the environment).
 _SECRET_NAME = re.compile(r"API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|CREDENTIAL|DATABASE_URL|REDIS_URL", re.I)
+# In Django's debug pages (technical_500.html, technical_404.html), not ours.
+_DEBUG_PAGE_MARK = b'<meta name="robots" content="NONE,NOARCHIVE">'
 # Shorter values are too likely to be ordinary words to replace everywhere.
 _MIN_SECRET_LENGTH = 8
 
@@ -164,6 +169,14 @@ class DebugOnlyForLoopback:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code == 404 and settings.DEBUG and not is_loopback(request):
-            return plain_error_response(request, 404)
+        if not settings.DEBUG or response.status_code < 400:
+            return response
+        if not is_loopback(request):
+            if response.status_code == 404:
+                response = plain_error_response(request, 404)
+                response[CSP_HEADER] = policy(request.csp_nonce)
+            return response
+        if _DEBUG_PAGE_MARK in getattr(response, "content", b""):
+            # Django's own debug pages style and script themselves inline.
+            del response[CSP_HEADER]
         return response

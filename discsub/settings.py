@@ -116,6 +116,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Debug pages only for this machine's own clients (discsub/error_reports.py).
     "discsub.error_reports.DebugOnlyForLoopback",
+    # Every response, error pages too (discsub/content_security.py).
+    "discsub.content_security.ContentSecurityPolicy",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -142,7 +142,7 @@ def test_gunicorn_serves_hashed_static_files_through_whitenoise(tmp_path):
     collected = manage(env, "collectstatic", "--noinput")
     assert collected.returncode == 0, collected.stderr
     manifest = (tmp_path / "data" / "static" / "staticfiles.json").read_text()
-    hashed = re.search(r'"admin/css/base.css": "(admin/css/base\.[0-9a-f]{12}\.css)"', manifest).group(1)
+    hashed = re.search(r'"discsub/page-actions.js": "(discsub/page-actions\.[0-9a-f]{12}\.js)"', manifest).group(1)
 
     port = _free_port()
     server = subprocess.Popen(
@@ -174,7 +174,7 @@ def test_gunicorn_serves_hashed_static_files_through_whitenoise(tmp_path):
         assert served.headers["Content-Encoding"] == "gzip"  # the compressed copy
         assert "max-age=31536000" in served.headers["Strict-Transport-Security"]
 
-        unknown = _get(f"http://127.0.0.1:{port}/static/admin/css/nothing.css", {**host, "X-Forwarded-Proto": "https"})
+        unknown = _get(f"http://127.0.0.1:{port}/static/discsub/nothing.js", {**host, "X-Forwarded-Proto": "https"})
         assert unknown.status == 404
     finally:
         server.terminate()
