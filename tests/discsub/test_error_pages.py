@@ -63,8 +63,10 @@ def test_a_missing_page_lists_no_url_patterns_to_another_machine(secrets):
     assert remote.status_code == 404
     assert "Not Found" in remote.content.decode()
     assert "library/" not in remote.content.decode() and "URLconf" not in remote.content.decode()
+    assert "default-src 'self'" in remote["Content-Security-Policy"]
     local = Client().get("/no-such-page/", REMOTE_ADDR="::1")
     assert local.status_code == 404 and "URLconf" in local.content.decode()
+    assert "Content-Security-Policy" not in local  # Django's debug page styles itself inline
     assert_no_secrets(local.content.decode(), secrets)
 
 
@@ -101,3 +103,80 @@ def test_the_email_to_admins_carries_no_secret(secrets):
     (message,) = mail.outbox
     assert "ConnectionError" in message.body and "dsn" in message.body
     assert_no_secrets(message.subject + message.body, secrets)
+
+
+def _this_machines_address() -> str | None:
+    """An address of this machine that is not loopback (no packet is sent)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = s.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_the_development_server_keeps_its_debug_pages_and_environment_to_itself(tmp_path):
+    """``make run``'s own server (runserver copies the whole environment
+    into every request), reached from another address of this machine."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    address = _this_machines_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "discsub.settings",
+        "DISCSUB_DATA_DIR": str(tmp_path / "data"),
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "DISCSUB_SOMETHING_LOCAL": ENV_ONLY,
+        "ALLOWED_HOSTS": f"localhost,127.0.0.1,{address}",
+    }
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"0.0.0.0:{port}"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def get(host: str) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://{host}:{port}/", headers={"Host": "evil.example"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "runserver did not start"
+                time.sleep(0.1)
+        status, page = get(address)
+        assert status == 400 and "Bad Request (400)" in page and "DisallowedHost" not in page
+        status, page = get("127.0.0.1")
+        assert status == 400 and "DisallowedHost" in page
+        assert "SERVER_SOFTWARE" in page  # META is shown, without the environment:
+        assert ENV_ONLY not in page and AWS_SECRET not in page and "DISCSUB_SOMETHING_LOCAL" not in page
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
