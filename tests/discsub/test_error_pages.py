@@ -122,20 +122,18 @@ def test_the_development_server_keeps_its_debug_pages_and_environment_to_itself(
     """``make run``'s own server (runserver copies the whole environment
     into every request), reached from another address of this machine."""
     import os
-    import socket
     import subprocess
     import sys
-    import time
     import urllib.error
     import urllib.request
     from pathlib import Path
 
+    from tests.discsub.test_production_settings import _free_port, wait_until_listening
+
     address = _this_machines_address()
     if address is None:
         pytest.skip("this machine has no address but loopback")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
@@ -163,14 +161,7 @@ def test_the_development_server_keeps_its_debug_pages_and_environment_to_itself(
             return exc.code, exc.read().decode()
 
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "runserver did not start"
-                time.sleep(0.1)
+        wait_until_listening(port, server)
         status, page = get(address)
         assert status == 400 and "Bad Request (400)" in page and "DisallowedHost" not in page
         status, page = get("127.0.0.1")

@@ -124,6 +124,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_listening(port: int, server: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise AssertionError(f"{server.args[0]} did not start") from None
+            time.sleep(0.1)
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -154,15 +166,7 @@ def test_gunicorn_serves_hashed_static_files_through_whitenoise(tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}/static/{hashed}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise AssertionError("gunicorn did not start") from None
-                time.sleep(0.1)
+        wait_until_listening(port, server)
         host = {"Host": "discs.example.com"}
         plain = _get(url, host)
         assert plain.status == 301  # plain HTTP goes to HTTPS first
