@@ -106,6 +106,9 @@ def test_the_upload_and_the_staff_queue_work_in_a_browser_with_no_violation(live
         page.locator("[data-select-all]").check()  # the queue's nonced script ticks every row
         assert all(boxes.nth(n).is_checked() for n in range(boxes.count()))
         page.screenshot(path=str(SHOTS / "csp-staff-queue.png"), full_page=True)
+        page.goto(f"{url}/staff/two-factor/")  # the QR code to enrol an authenticator: inline SVG
+        assert page.locator(".qr svg").bounding_box()["width"] > 100
+        page.screenshot(path=str(SHOTS / "csp-staff-two-factor.png"), full_page=True)
         page.goto(f"{url}/staff/dashboard/")
         page.screenshot(path=str(SHOTS / "csp-staff-dashboard.png"), full_page=True)
         # Styled by its nonced <style>: the staff mark is white on dark, not the default black.
