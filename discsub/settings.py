@@ -38,51 +38,103 @@ BUILD_DIR = DATA_DIR / "build"
 PRODUCTION = env_bool("DISCSUB_PRODUCTION", False)
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 
+# The data folder holds the secret key, the database, every subscriber's
+# originals and images: whatever this process (and its children: par2, the
+# task workers) creates is for the service's own user alone (0700 folders,
+# 0600 files), and so are uploads, which Django chmods itself.
+os.umask(0o077)
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+if not PRODUCTION and DATA_DIR.stat().st_uid == os.getuid():
+    # A development folder made world-readable by an earlier version.
+    DATA_DIR.chmod(0o700)
+
+_PLACEHOLDER_WORDS = ("change", "insecure", "secret", "example", "password", "xxxxx")
+
+
+def weak_secret_key(key: str) -> str | None:
+    """Why ``key`` is not fit for production, or None."""
+    if len(key) < 50:
+        return "it is shorter than 50 characters"
+    if key.startswith("django-insecure"):
+        return "it is Django's insecure development key"
+    if len(set(key)) < 20:
+        return "it has fewer than 20 different characters"
+    if any(word in key.lower() for word in _PLACEHOLDER_WORDS):
+        return "it looks like a placeholder"
+    return None
+
+
 if PRODUCTION:
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
-    if len(SECRET_KEY) < 50:
-        raise ImproperlyConfigured("SECRET_KEY must be set (50+ characters) in production.")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be set (50+ random characters) in production.")
+    if _weak := weak_secret_key(SECRET_KEY):
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is too weak for production ({_weak}); make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(64))'."
+        )
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off in production.")
-    ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h]
+    ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production.")
+    if "*" in ALLOWED_HOSTS:
+        # Any Host header would do: password-reset links could point anywhere.
+        raise ImproperlyConfigured("ALLOWED_HOSTS must name the site's hosts in production, not '*'.")
 else:
     SECRET_KEY = os.environ.get("SECRET_KEY") or ""
     if not SECRET_KEY:
         # A development key that survives restarts, kept in the data folder.
         key_file = DATA_DIR / "secret_key"
-        if key_file.exists():
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key_file.chmod(0o600)
             SECRET_KEY = key_file.read_text().strip()
         else:
-            DATA_DIR.mkdir(parents=True, exist_ok=True)
             SECRET_KEY = secrets.token_urlsafe(50)
-            key_file.write_text(SECRET_KEY)
+            with os.fdopen(fd, "w") as f:
+                f.write(SECRET_KEY)
     ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    # Optional authenticator codes for staff (discsub/staff/two_factor.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "exporter",
     "discsub",
 ]
 
 MIDDLEWARE = [
+    # Debug pages only for this machine's own clients (discsub/error_reports.py).
+    "discsub.error_reports.DebugOnlyForLoopback",
+    # Every response, error pages too (discsub/content_security.py).
+    "discsub.content_security.ContentSecurityPolicy",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "discsub.urls"
+
+# Every error report (debug page, email to ADMINS) without connection
+# passwords, secret values or the environment; debug pages only for
+# 127.0.0.1/::1 (discsub/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER = "discsub.error_reports.LocalDebugReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "discsub.error_reports.SecretsFilter"
 
 TEMPLATES = [
     {
@@ -192,6 +244,8 @@ if PRODUCTION:
     # Several web and worker machines share one database: SQLite cannot be it.
     if not DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL must be set in production (PostgreSQL; see docs/deploy.md).")
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        raise ImproperlyConfigured("DATABASE_URL must not be SQLite in production (PostgreSQL; see docs/deploy.md).")
     # gunicorn serves the static files itself, through whitenoise, from
     # collectstatic's compressed, content-hashed copies (cached for ever).
     MIDDLEWARE.insert(
@@ -267,16 +321,25 @@ FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "uploads")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 DISCSUB_UPLOAD_MAX_BYTES = env_int("DISCSUB_UPLOAD_MAX_MB", 4096) * 1024 * 1024
 
-# Sign-in attempts (django-ratelimit, counted in the cache): per username and
-# per client address, over a window of DISCSUB_LOGIN_WINDOW_MINUTES.  The
-# counts are shared by every web process: in Redis with REDIS_URL, else in
-# the data folder (one machine).
+# Every sign-in door (sign-in, its code step, password reset) goes through
+# one limiter (discsub/signin_limits.py): sliding windows kept in the cache,
+# shared by every web process (Redis with REDIS_URL, else the data folder).
+# Failed sign-ins are counted per username from one client, and per client;
+# past either limit that client may try once every DISCSUB_LOGIN_DELAY_SECONDS
+# (the right password then works; other clients are not slowed).
 DISCSUB_LOGIN_ATTEMPTS_PER_USER = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_USER", 5)
 DISCSUB_LOGIN_ATTEMPTS_PER_IP = env_int("DISCSUB_LOGIN_ATTEMPTS_PER_IP", 30)
 DISCSUB_LOGIN_WINDOW_MINUTES = env_int("DISCSUB_LOGIN_WINDOW_MINUTES", 15)
+DISCSUB_LOGIN_DELAY_SECONDS = env_int("DISCSUB_LOGIN_DELAY_SECONDS", 30)
+# Password-reset emails per address and per client, over a sliding window.
+DISCSUB_RESET_REQUESTS_PER_EMAIL = env_int("DISCSUB_RESET_REQUESTS_PER_EMAIL", 3)
+DISCSUB_RESET_REQUESTS_PER_IP = env_int("DISCSUB_RESET_REQUESTS_PER_IP", 10)
+DISCSUB_RESET_WINDOW_MINUTES = env_int("DISCSUB_RESET_WINDOW_MINUTES", 60)
 # Behind a reverse proxy every request seems to come from the proxy: name the
 # request header that carries the client's address (e.g. HTTP_X_REAL_IP).
-RATELIMIT_IP_META_KEY = os.environ.get("DISCSUB_CLIENT_IP_HEADER") or None
+DISCSUB_CLIENT_IP_HEADER = os.environ.get("DISCSUB_CLIENT_IP_HEADER") or None
+# Authenticator codes: the issuer name shown in the app.
+OTP_TOTP_ISSUER = os.environ.get("DISCSUB_ORGANIZATION", "Discsub")
 if os.environ.get("REDIS_URL"):
     _REDIS_CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
     CACHES = {"default": _REDIS_CACHE}

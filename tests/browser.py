@@ -27,3 +27,23 @@ def chromium_browser():
             yield browser
         finally:
             browser.close()
+
+
+def wait_until(page, expression: str, timeout: float = 20.0) -> None:
+    """Poll ``expression`` in the page until it is true.  Playwright's own
+    wait_for_function polls through eval() inside the page, which the site's
+    Content-Security-Policy forbids; page.evaluate is not subject to it."""
+    import time
+
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except Error:  # a navigation under way replaced the page
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        page.wait_for_timeout(50)

@@ -14,7 +14,7 @@ urlpatterns = [
     # Accounts (sign in and out are in discsub/urls.py).
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
-    path("account/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("account/reset/", account.PasswordResetView.as_view(), name="password_reset"),
     path("account/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(
         "account/reset/<uidb64>/<token>/",

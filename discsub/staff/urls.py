@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import dashboard, paperwork, views
+from . import dashboard, paperwork, two_factor, views
 
 app_name = "staff"
 
@@ -18,4 +18,6 @@ urlpatterns = [
     path("discs/<int:pk>/label.png", paperwork.disc_label, name="disc-label"),
     path("discs/<int:pk>/image/", paperwork.disc_image, name="disc-image"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("two-factor/", two_factor.two_factor_page, name="two-factor"),
+    path("two-factor/off/", two_factor.turn_off, name="two-factor-off"),
 ]

@@ -74,13 +74,34 @@ def test_check_deploy_fails_on_a_development_setup(tmp_path):
     "overrides, message",
     [
         ({"SECRET_KEY": None}, "SECRET_KEY must be set"),
-        ({"SECRET_KEY": "too-short"}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": "too-short"}, "SECRET_KEY is too weak for production (it is shorter than 50"),
+        ({"SECRET_KEY": "django-insecure-" + secrets.token_urlsafe(50)}, "Django's insecure development key"),
+        ({"SECRET_KEY": "ab" * 40}, "fewer than 20 different characters"),
+        ({"SECRET_KEY": "0123456789" * 6}, "fewer than 20 different characters"),
+        ({"SECRET_KEY": "please-change-me-" + secrets.token_hex(25)}, "looks like a placeholder"),
         ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS must be set"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must be set"),
+        ({"ALLOWED_HOSTS": "*"}, "not '*'"),
+        ({"ALLOWED_HOSTS": "discs.example.com, *"}, "not '*'"),
         ({"DJANGO_DEBUG": "1"}, "DJANGO_DEBUG must be off"),
         ({"DATABASE_URL": None}, "DATABASE_URL must be set"),
+        ({"DATABASE_URL": "sqlite:////srv/discsub/discsub.sqlite3"}, "must not be SQLite"),
     ],
-    ids=["no-secret-key", "short-secret-key", "no-allowed-hosts", "empty-allowed-hosts", "debug-on", "no-database"],
+    ids=[
+        "no-secret-key",
+        "short-secret-key",
+        "django-insecure-key",
+        "two-character-key",
+        "repeated-digits-key",
+        "placeholder-key",
+        "no-allowed-hosts",
+        "empty-allowed-hosts",
+        "any-host",
+        "any-host-among-others",
+        "debug-on",
+        "no-database",
+        "sqlite",
+    ],
 )
 def test_production_refuses_to_start_without_its_required_values(tmp_path, overrides, message):
     # Importing the settings is what every process (web, worker, command) does first.
@@ -103,6 +124,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_listening(port: int, server: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise AssertionError(f"{server.args[0]} did not start") from None
+            time.sleep(0.1)
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -121,7 +154,7 @@ def test_gunicorn_serves_hashed_static_files_through_whitenoise(tmp_path):
     collected = manage(env, "collectstatic", "--noinput")
     assert collected.returncode == 0, collected.stderr
     manifest = (tmp_path / "data" / "static" / "staticfiles.json").read_text()
-    hashed = re.search(r'"admin/css/base.css": "(admin/css/base\.[0-9a-f]{12}\.css)"', manifest).group(1)
+    hashed = re.search(r'"discsub/page-actions.js": "(discsub/page-actions\.[0-9a-f]{12}\.js)"', manifest).group(1)
 
     port = _free_port()
     server = subprocess.Popen(
@@ -133,15 +166,7 @@ def test_gunicorn_serves_hashed_static_files_through_whitenoise(tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}/static/{hashed}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise AssertionError("gunicorn did not start") from None
-                time.sleep(0.1)
+        wait_until_listening(port, server)
         host = {"Host": "discs.example.com"}
         plain = _get(url, host)
         assert plain.status == 301  # plain HTTP goes to HTTPS first
@@ -153,7 +178,7 @@ def test_gunicorn_serves_hashed_static_files_through_whitenoise(tmp_path):
         assert served.headers["Content-Encoding"] == "gzip"  # the compressed copy
         assert "max-age=31536000" in served.headers["Strict-Transport-Security"]
 
-        unknown = _get(f"http://127.0.0.1:{port}/static/admin/css/nothing.css", {**host, "X-Forwarded-Proto": "https"})
+        unknown = _get(f"http://127.0.0.1:{port}/static/discsub/nothing.js", {**host, "X-Forwarded-Proto": "https"})
         assert unknown.status == 404
     finally:
         server.terminate()

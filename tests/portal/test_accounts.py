@@ -1,15 +1,26 @@
 """Signing in and out, failed attempts limited per username and per address,
 password change and reset by email."""
 
+import datetime as dt
 import re
 
 import pytest
+import time_machine
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
 
 LOGIN = "/login/"
+T0 = dt.datetime(2026, 3, 2, 9, 0, 5, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def clock():
+    """Time stands still unless a test moves it."""
+    with time_machine.travel(T0, tick=False) as traveller:
+        yield traveller
 
 
 def sign_in(client, username, password, ip="10.0.0.1"):
@@ -33,29 +44,88 @@ def test_fulfilment_staff_land_on_the_queue_unless_sent_elsewhere(client, sam):
     assert response["Location"] == "/staff/dashboard/"
 
 
-def test_wrong_passwords_are_limited_per_username(client, alice, bob, settings):
+def test_wrong_passwords_slow_down_only_that_username_from_that_client(client, alice, bob, settings, clock):
     settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 3
     for _ in range(3):
         response = sign_in(client, "alice", "wrong")
         assert response.status_code == 200
         assert "don’t match" in response.content.decode()
-    # The limit is reached: even the right password is not checked now.
+    # The limit is reached for alice from this client: no password is checked
+    # during the wait, not even the right one…
     response = sign_in(client, "alice", "alice-password-1")
     assert response.status_code == 429
-    assert "Too many sign-in attempts. Wait 15 minutes" in response.content.decode()
+    assert "Wait 30 seconds, then try again: the right password works then." in response.content.decode()
     assert "_auth_user_id" not in client.session
-    # From another address, and in any letter case, the username stays locked.
-    assert sign_in(client, "ALICE", "alice-password-1", ip="10.9.9.9").status_code == 429
-    # Other people are not locked out by Alice's attempts.
-    assert sign_in(client, "bob", "bob-password-1").status_code == 302
+    assert sign_in(client, "ALICE", "alice-password-1").status_code == 429  # any letter case
+    # …but nobody can lock alice out: from another client her password works at once,
+    assert sign_in(Client(), "alice", "alice-password-1", ip="10.9.9.9").status_code == 302
+    # and other people are not slowed down by her attempts.
+    assert sign_in(Client(), "bob", "bob-password-1").status_code == 302
 
 
-def test_wrong_passwords_are_limited_per_address(client, alice, bob, settings):
+def test_after_the_wait_the_right_password_signs_in_from_the_same_client(client, alice, settings, clock):
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 3
+    for _ in range(3):
+        sign_in(client, "alice", "wrong")
+    # Refused attempts during the wait do not make it longer (whoever shares
+    # the client's address cannot keep alice waiting).
+    for _ in range(10):
+        clock.shift(2)
+        assert sign_in(client, "alice", "wrong").status_code == 429
+    clock.shift(11)  # 31 s after the last checked attempt
+    # Past the limit, one attempt per wait: a wrong one starts a new wait…
+    assert sign_in(client, "alice", "wrong").status_code == 200
+    assert sign_in(client, "alice", "alice-password-1").status_code == 429
+    clock.shift(31)
+    # …and the right one signs in.
+    assert sign_in(client, "alice", "alice-password-1").status_code == 302
+
+
+def test_the_window_slides_so_no_burst_across_an_edge_gets_double(client, alice, settings, clock):
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 3
+    settings.DISCSUB_LOGIN_DELAY_SECONDS = 15 * 60  # no attempt between: the window alone
+    for _ in range(3):
+        assert sign_in(client, "alice", "wrong").status_code == 200
+    # Every minute of the next 15 (and a second before their end), three more
+    # tries: a fixed 15-minute window has an edge somewhere in there, past
+    # which it would check three more passwords.
+    checked = 0
+    for seconds in [*range(60, 900, 60), 899]:
+        clock.move_to(T0 + dt.timedelta(seconds=seconds))
+        checked += sum(sign_in(client, "alice", "wrong").status_code == 200 for _ in range(3))
+    assert checked == 0
+    clock.move_to(T0 + dt.timedelta(seconds=901))  # the first three have left the window
+    assert sign_in(client, "alice", "alice-password-1").status_code == 302
+
+
+def test_wrong_passwords_are_limited_per_address(client, alice, bob, settings, clock):
     settings.DISCSUB_LOGIN_ATTEMPTS_PER_IP = 4
     for n in range(4):
         assert sign_in(client, f"nobody{n}", "guess", ip="10.6.6.6").status_code == 200
     assert sign_in(client, "bob", "bob-password-1", ip="10.6.6.6").status_code == 429
     assert sign_in(client, "bob", "bob-password-1", ip="10.7.7.7").status_code == 302
+    client.post(reverse("logout"))
+    clock.shift(31)
+    assert sign_in(client, "bob", "bob-password-1", ip="10.6.6.6").status_code == 302
+
+
+def test_an_ipv6_client_counts_as_its_slash_64(client, alice, settings, clock):
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 2
+    for n in range(2):
+        sign_in(client, "alice", "wrong", ip=f"2001:db8:1:2::{n + 1}")
+    assert sign_in(client, "alice", "alice-password-1", ip="2001:db8:1:2:ffff::9").status_code == 429
+    assert sign_in(client, "alice", "alice-password-1", ip="2001:db8:1:3::1").status_code == 302
+
+
+def test_there_is_no_admin_sign_in_to_guess_at(client, sam, settings):
+    # The Django admin had its own sign-in page, with no limit at all (12 wrong
+    # staff passwords, then the right one, signed in).  Nothing used it: it is gone.
+    assert client.get("/admin/login/").status_code == 404
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 5
+    for _ in range(12):
+        client.post("/admin/login/", {"username": "sam", "password": "guess"}, REMOTE_ADDR="10.0.0.1")
+        sign_in(client, "sam", "guess")
+    assert sign_in(client, "sam", "sam-password-1").status_code == 429
 
 
 def test_signing_in_successfully_does_not_use_up_attempts(client, alice, settings):
@@ -111,7 +181,7 @@ def test_password_change(client, alice):
 
 
 def test_behind_a_proxy_the_client_address_comes_from_its_header(client, alice, bob, settings):
-    settings.RATELIMIT_IP_META_KEY = "HTTP_X_REAL_IP"
+    settings.DISCSUB_CLIENT_IP_HEADER = "HTTP_X_REAL_IP"
     settings.DISCSUB_LOGIN_ATTEMPTS_PER_IP = 2
     proxy = "10.0.0.254"
     for n in range(2):
@@ -124,3 +194,25 @@ def test_behind_a_proxy_the_client_address_comes_from_its_header(client, alice, 
         LOGIN, {"username": "bob", "password": "bob-password-1"}, REMOTE_ADDR=proxy, HTTP_X_REAL_IP="198.51.100.7"
     )
     assert other_client.status_code == 302
+
+
+def test_password_reset_is_limited_per_address_and_per_client(client, alice, bob, settings, clock):
+    settings.DISCSUB_RESET_REQUESTS_PER_EMAIL = 3
+    settings.DISCSUB_RESET_REQUESTS_PER_IP = 5
+    reset = reverse("password_reset")
+    for _ in range(3):
+        assert client.post(reset, {"email": "alice@example.com"}, REMOTE_ADDR="10.1.1.1").status_code == 302
+    # Nobody floods alice's inbox, from any number of clients.
+    refused = client.post(reset, {"email": "ALICE@example.com"}, REMOTE_ADDR="10.2.2.2")
+    assert refused.status_code == 429
+    assert "Too many reset requests" in refused.content.decode()
+    assert len(mail.outbox) == 3
+    # One client cannot ask for resets without end either.
+    assert client.post(reset, {"email": "bob@example.com"}, REMOTE_ADDR="10.1.1.1").status_code == 302
+    assert client.post(reset, {"email": "nobody@example.com"}, REMOTE_ADDR="10.1.1.1").status_code == 302
+    assert client.post(reset, {"email": "bob@example.com"}, REMOTE_ADDR="10.1.1.1").status_code == 429
+    assert len(mail.outbox) == 4
+    # The window slides: an hour after the first requests, alice may ask again.
+    clock.shift(3601)
+    assert client.post(reset, {"email": "alice@example.com"}, REMOTE_ADDR="10.3.3.3").status_code == 302
+    assert len(mail.outbox) == 5

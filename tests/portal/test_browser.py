@@ -14,7 +14,7 @@ from django.db import connections
 
 from exporter import jobs
 from exporter.models import CopyStatus, Disc, DiscCopy, Subscription
-from tests.browser import SHOTS, chromium_browser
+from tests.browser import SHOTS, chromium_browser, wait_until
 from tests.factories import jpeg_bytes
 from tests.portal.conftest import ship_copy
 from tests.tools import require_tool
@@ -129,7 +129,7 @@ def test_a_subscriber_from_upload_to_replacement(live_server, alice, sam, tmp_pa
         page.get_by_role("link", name="Browse contents").click()
         page.wait_for_selector(".files li >> nth=3")
         assert page.locator(".files img").count() == 4
-        page.wait_for_function("[...document.querySelectorAll('.files img')].every(i => i.naturalWidth > 0)")
+        wait_until(page, "[...document.querySelectorAll('.files img')].every(i => i.naturalWidth > 0)")
         assert "Harbour walk 3.jpg" in page.content()
         shoot(page, "09-manifest")
 

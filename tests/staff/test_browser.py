@@ -16,7 +16,7 @@ from django.test import Client
 
 from exporter import fulfillment
 from exporter.models import CopyStatus, DiscCopy, ItemIssue, Subscription
-from tests.browser import SHOTS, chromium_browser
+from tests.browser import SHOTS, chromium_browser, wait_until
 from tests.factories import add_sized, new_copy, verified_disc
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,13 +134,15 @@ def test_a_batch_from_claim_to_delivery(live_server, alice, bob, sam, django_use
         for box in page.locator("input[name=copies]").all():
             box.check()
         page.get_by_role("button", name="Print labels & slips").click()
-        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        page.wait_for_url(re.compile(r"/staff/print/"))
+        wait_until(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         assert page.locator("img[alt^='Disc label']").count() == 3
         assert page.get_by_role("heading", name="Packing slip", exact=True).count() == 2
         shoot(page, "6-print-preview")
         a4 = page.pdf(path=str(SHOTS / "staff-labels-a4.pdf"), prefer_css_page_size=True)
         page.get_by_role("link", name="Letter").click()
-        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        page.wait_for_url(re.compile(r"paper=letter"))
+        wait_until(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         letter = page.pdf(path=str(SHOTS / "staff-labels-letter.pdf"), prefer_css_page_size=True)
         page.emulate_media(media="print")
         page.screenshot(path=str(SHOTS / "staff-6-print-media-letter.png"), full_page=True)

@@ -1,69 +1,164 @@
-"""Signing in (rate-limited) and the subscriber's settings."""
+"""Signing in (every door through the one limiter, discsub/signin_limits.py;
+a code after the password for staff with an authenticator), password reset
+(limited too) and the subscriber's settings."""
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
-from django_ratelimit.core import get_usage
+from django_otp import login as otp_login
 
+from discsub import signin_limits
 from discsub.portal.forms import AddressForm, EmailPreferencesForm, PlanForm
 from discsub.portal.lookups import get_subscription_for_user
-from discsub.staff.access import is_fulfilment_staff
+from discsub.staff.access import ENROLLED, confirmed_device, is_fulfilment_staff
+from discsub.staff.two_factor import CodeForm
 from exporter import subscriptions
 from exporter.errors import IllegalTransition
 from exporter.models import SubscriptionStatus
 
 TOO_MANY = (
-    "Too many sign-in attempts. Wait {minutes} minutes and try again, or reset your password if you have forgotten it."
+    "Too many failed sign-ins for this username from your network. Wait {wait}, then try again: "
+    "the right password works then. Forgotten it? Reset your password."
 )
+TOO_MANY_RESETS = "Too many reset requests for this address or from your network. Wait {wait} and try again."
+# The password was right; the code must follow within this long.
+PENDING = "discsub_signin_pending"
+PENDING_SECONDS = 300
 
 
-def _username_key(group, request) -> str:
-    return (request.POST.get("username") or "").strip().casefold()
+def _in_words(seconds: int) -> str:
+    if seconds <= 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minutes"
 
 
-def _attempts(request: HttpRequest, *, increment: bool) -> bool:
-    """Count a failed sign-in (``increment``) or say whether the limit is reached."""
-    window = settings.DISCSUB_LOGIN_WINDOW_MINUTES
-    limited = False
-    for group, key, limit in (
-        ("login-user", _username_key, settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER),
-        ("login-ip", "ip", settings.DISCSUB_LOGIN_ATTEMPTS_PER_IP),
-    ):
-        usage = get_usage(request, group=group, key=key, rate=f"{limit}/{window}m", increment=increment)
-        limited |= usage is not None and usage["count"] >= limit
-    return limited
+def _login_checks(request: HttpRequest, username: str) -> list:
+    per_user, per_client = signin_limits.login_limits()
+    client = signin_limits.client_address(request)
+    return [(per_user, f"{signin_limits.normalise_username(username)}|{client}"), (per_client, client)]
+
+
+def _landing(user, next_url: str) -> str:
+    # Fulfilment staff come to work the queue, not to a library.
+    if next_url:
+        return next_url
+    return reverse("staff:queue") if is_fulfilment_staff(user) else reverse(settings.LOGIN_REDIRECT_URL)
 
 
 class LoginView(auth_views.LoginView):
-    """Django's sign-in with failed attempts counted per username and per
-    client address; past the limit, no password is checked at all."""
+    """Django's sign-in behind the limiter: failed attempts counted per
+    username from one client and per client; past a limit that client waits
+    between attempts, and no password is checked while it should wait.  A
+    staff member with an authenticator is asked for its code next."""
 
     redirect_authenticated_user = True
 
     def get_default_redirect_url(self) -> str:
-        # Fulfilment staff come to work the queue, not to a library.
-        if is_fulfilment_staff(self.request.user):
-            return reverse("staff:queue")
-        return super().get_default_redirect_url()
+        return _landing(self.request.user, "")
 
     def post(self, request, *args, **kwargs):
-        if _attempts(request, increment=False):
+        checks = _login_checks(request, request.POST.get("username", ""))
+        if wait := signin_limits.wait_seconds(checks):
             # An unbound form: binding it would check the password.
             form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
-            minutes = settings.DISCSUB_LOGIN_WINDOW_MINUTES
-            context = self.get_context_data(form=form, limited=TOO_MANY.format(minutes=minutes))
+            context = self.get_context_data(form=form, limited=TOO_MANY.format(wait=_in_words(wait)))
             return self.render_to_response(context, status=429)
+        self.password_right = False
         response = super().post(request, *args, **kwargs)
-        if not request.user.is_authenticated:
-            _attempts(request, increment=True)
+        if request.user.is_authenticated:
+            signin_limits.forget(checks[:1])
+        elif not self.password_right:
+            signin_limits.record(checks)
         return response
+
+    def form_valid(self, form):
+        self.password_right = True
+        user = form.get_user()
+        if not user.is_staff or confirmed_device(user) is None:
+            return super().form_valid(form)
+        # Not signed in yet: the code comes first.  Its failures count as
+        # failed sign-ins of this username from this client.
+        self.request.session[PENDING] = {
+            "user": user.pk,
+            "backend": user.backend,
+            "next": self.get_redirect_url(),
+            "since": time.time(),
+        }
+        return redirect("login_code")
+
+
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+def login_code(request: HttpRequest) -> HttpResponse:
+    """The second step for staff with an authenticator: after the right
+    password, or for a session signed in before they enrolled."""
+    pending = request.session.get(PENDING)
+    if request.user.is_authenticated:
+        user, next_url = request.user, request.GET.get("next") or request.POST.get("next") or ""
+        if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=request.is_secure()):
+            next_url = ""
+    elif pending and time.time() - pending["since"] < PENDING_SECONDS:
+        user, next_url = get_user_model().objects.get(pk=pending["user"]), pending["next"]
+    else:
+        request.session.pop(PENDING, None)
+        return redirect("login")
+    device = confirmed_device(user)
+    if device is None or (request.user.is_authenticated and request.user.is_verified()):
+        request.session[ENROLLED] = device is not None
+        return redirect(_landing(user, next_url))
+    form = CodeForm(request.POST or None)
+    context = {"form": form, "next": next_url}
+    if request.method == "POST":
+        checks = _login_checks(request, user.get_username())
+        if wait := signin_limits.wait_seconds(checks):
+            context.update(form=CodeForm(), limited=TOO_MANY.format(wait=_in_words(wait)))
+            return render(request, "registration/login_code.html", context, status=429)
+        if form.is_valid() and device.verify_token(form.token()):
+            if not request.user.is_authenticated:
+                auth_login(request, user, backend=pending["backend"])
+            otp_login(request, device)
+            request.session.pop(PENDING, None)
+            signin_limits.forget(checks[:1])
+            return redirect(_landing(user, next_url))
+        signin_limits.record(checks)
+        if form.is_valid():
+            form.add_error("code", "That code does not match. Codes change every 30 seconds: try the one shown now.")
+    return render(request, "registration/login_code.html", context, status=400 if form.errors else 200)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's password reset behind the limiter: requests per email
+    address (its inbox is not flooded, from however many clients) and per
+    client.  Past a limit nothing is sent, and the page says to wait."""
+
+    def post(self, request, *args, **kwargs):
+        per_email, per_client = signin_limits.reset_limits()
+        email = signin_limits.normalise_username(request.POST.get("email", ""))
+        checks = [(per_email, email), (per_client, signin_limits.client_address(request))]
+        if wait := signin_limits.wait_seconds(checks):
+            context = self.get_context_data(
+                form=self.get_form_class()(), limited=TOO_MANY_RESETS.format(wait=_in_words(wait))
+            )
+            return self.render_to_response(context, status=429)
+        signin_limits.record(checks)
+        return super().post(request, *args, **kwargs)
 
 
 @login_required
