@@ -28,7 +28,6 @@ MAX_RANGES = 100
 _MAX_DIGITS = 18
 _INT_RANGE = re.compile(r"([0-9]+)-([0-9]*)", re.ASCII)
 _SUFFIX_RANGE = re.compile(r"-([0-9]+)", re.ASCII)
-_OTHER_RANGE = re.compile(r"[\x21-\x2b\x2d-\x7e]+", re.ASCII)
 _ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
 
 
@@ -47,6 +46,12 @@ def _position(digits: str) -> int:
     """A 1*DIGIT value; anything too long to be a real offset is clipped."""
     digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
+def _digits_less(a: str, b: str) -> bool:
+    """Whether the 1*DIGIT ``a`` is less than ``b``, at any length."""
+    a, b = a.lstrip("0") or "0", b.lstrip("0") or "0"
+    return (len(a), a) < (len(b), b)
 
 
 class Unsatisfiable(Exception):
@@ -86,19 +91,17 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     wanted: list[tuple[int, int]] = []
     for spec in specs:
         if whole := _INT_RANGE.fullmatch(spec):
+            if whole.group(2) and _digits_less(whole.group(2), whole.group(1)):
+                return None  # invalid (section 14.1.1: last-pos < first-pos)
             first = _position(whole.group(1))
             last = _position(whole.group(2)) if whole.group(2) else None
-            if last is not None and last < first:
-                return None  # invalid (section 14.1.1: last-pos < first-pos)
             if first < size:
                 wanted.append((first, size - 1 if last is None else min(last, size - 1)))
         elif suffix := _SUFFIX_RANGE.fullmatch(spec):
             length = _position(suffix.group(1))
             if length and size:
                 wanted.append((max(size - length, 0), size - 1))
-        elif _OTHER_RANGE.fullmatch(spec):
-            return None  # a range-spec of a kind we do not serve
-        else:
+        else:  # an other-range (a kind we do not serve) or not a range-spec at all
             return None
     if not wanted:
         raise Unsatisfiable
