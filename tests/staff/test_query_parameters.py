@@ -48,3 +48,13 @@ def test_the_queue_falls_back_to_its_defaults(client, alice, sam, make_copy, nam
     client.force_login(sam)
     response = client.get(reverse("staff:step", args=[step]), {name: value})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_batch_action_with_copies_that_are_not_copy_numbers_selects_nothing(client, alice, sam, make_copy, value):
+    """The same rule for the batch form's posted copy ids."""
+    make_copy(alice, CopyStatus.CLAIMED)
+    client.force_login(sam)
+    response = client.post(reverse("staff:batch"), {"copies": [value], "action": "claim"}, follow=True)
+    assert response.status_code == 200
+    assert "Select some copies first." in [str(m) for m in response.context["messages"]]
