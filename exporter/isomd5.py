@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
+
+from exporter import children
 
 APPLICATION_USE = 16 * 2048 + 883
 APPLICATION_USE_SIZE = 512
@@ -42,7 +43,7 @@ def implant(image: Path) -> str:
             "implantisomd5 is not installed (Debian package isomd5sum): it is needed to build disc images"
         )
     # --force: replace an MD5 that is already there (a retried build).
-    run = subprocess.run([tool, "--force", str(image)], capture_output=True, text=True, errors="replace")
+    run = children.run([tool, "--force", str(image)])
     md5 = implanted(image) if run.returncode == 0 else None
     if md5 is None:
         detail = " ".join((run.stderr or run.stdout).split())[-300:]

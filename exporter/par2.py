@@ -40,11 +40,11 @@ import os
 import shutil
 import stat
 import struct
-import subprocess
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter import children
 from exporter.errors import SourceMismatch
 from exporter.layout import DiscFile
 
@@ -363,7 +363,7 @@ def create(
             f"-t{threads}", f"-m{memory_mb}", f"-B{staged}", "-R",
             str(raw / "set.par2"), str(staged / "data"),
         ]  # fmt: skip
-        run = subprocess.run(command, capture_output=True, text=True, errors="replace")
+        run = children.run(command)
         if run.returncode != 0:
             detail = (run.stderr or run.stdout).strip().splitlines()[-3:]
             raise Par2Error(f"par2 create failed (exit {run.returncode}): {' '.join(detail)}")

@@ -215,7 +215,44 @@ def summary(*, backlog_limit: int = 20, failed_limit: int = 50) -> dict:
         "failed_builds": failed_builds(failed_limit),
         "export_failures": export_failures(failed_limit),
         "workers": worker_heartbeats(),
+        "overdue_takeovers": overdue_takeovers(),
         "clusters": cluster_stats(),
         "job_runs": last_job_runs(),
         "queue": getattr(settings, "Q_CLUSTER", {}).get("name", ""),
     }
+
+
+def takeover_grace() -> dt.timedelta:
+    """How long a disc may sit under a lease that ran out before its
+    take-over counts as overdue: the scheduler's pass queues it again (one
+    period), and a worker takes it (another period)."""
+    return 2 * dt.timedelta(minutes=settings.DISCSUB_SCHEDULE_MINUTES)
+
+
+def overdue_takeovers(now: dt.datetime | None = None, limit: int = 50) -> list[dict]:
+    """Discs whose worker's lease ran out longer than :func:`takeover_grace`
+    ago and that no worker has taken over (the worker died and nothing picks
+    its disc up: no build worker running, or the build queue stuck), longest
+    overdue first.  One query."""
+    now = now or timezone.now()
+    discs = (
+        Disc.objects.filter(
+            status__in=[DiscStatus.BUILDING, DiscStatus.BUILT], lease_expires_at__lte=now - takeover_grace()
+        )
+        .select_related("owner")
+        .order_by("lease_expires_at", "pk")[:limit]
+    )
+    return [
+        {
+            "disc_id": disc.pk,
+            "user_id": disc.owner_id,
+            "username": disc.owner.get_username(),
+            "number": disc.number,
+            "status": disc.status,
+            "leased_by": disc.leased_by,
+            "lease_expired_at": disc.lease_expires_at,
+            "overdue_seconds": round((now - disc.lease_expires_at - takeover_grace()).total_seconds()),
+            "queued_at": disc.queued_at,
+        }
+        for disc in discs
+    ]

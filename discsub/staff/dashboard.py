@@ -90,6 +90,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "oldest_change_age": change_age,
         "oldest_change_wait": _short(change_age) if change_age is not None else "",
         "workers": status.worker_heartbeats(),
+        "overdue_takeovers": status.overdue_takeovers(limit=20),
         "now": now,
     }
     return render(request, "staff/dashboard.html", context)

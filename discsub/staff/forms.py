@@ -3,6 +3,7 @@ in exporter.fulfillment decide what is allowed."""
 
 from django import forms
 
+from discsub import query
 from exporter.carriers import CARRIER_CHOICES
 from exporter.media import Medium
 from exporter.models import ReadBackCheck
@@ -36,7 +37,7 @@ class CopiesForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Any id is a valid choice here: the transition functions refuse what does not exist or may not move.
         values = self.data.getlist("copies") if hasattr(self.data, "getlist") else []
-        self.fields["copies"].choices = [(v, v) for v in values if str(v).isdigit()]
+        self.fields["copies"].choices = [(v, v) for v in values if query.number(str(v)) is not None]
 
 
 class BurnedForm(forms.Form):

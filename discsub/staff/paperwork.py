@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from discsub import downloads
+from discsub import downloads, query
 from exporter import labels
 from exporter.models import CopyStatus, DiscCopy, DiscStatus
 
@@ -19,9 +19,9 @@ PAPERS = {"a4": ("A4", "210mm", "297mm"), "letter": ("Letter", "8.5in", "11in")}
 @staff_required
 def print_sheet(request: HttpRequest) -> HttpResponse:
     """Disc labels, then one mailing label and packing slip per envelope, for the chosen copies."""
-    paper = request.GET.get("paper") if request.GET.get("paper") in PAPERS else "a4"
-    what = request.GET.get("what") if request.GET.get("what") in ("labels", "slips") else "all"
-    ids = [int(v) for v in request.GET.getlist("copies") if v.isdigit()][:200]
+    paper = query.choice(request, "paper", PAPERS, "a4")
+    what = query.choice(request, "what", ("labels", "slips"), "all")
+    ids = query.ids(request.GET.getlist("copies"), limit=200)
     copies = list(
         DiscCopy.objects.filter(pk__in=ids)
         .select_related("disc", "disc__owner")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from discsub import query
 from exporter import carriers, fulfillment, status
 from exporter.countries import COUNTRIES
 from exporter.errors import ExportError, IllegalTransition
@@ -85,7 +86,7 @@ def queue(request: HttpRequest, step: str = "burn") -> HttpResponse:
     )
     # Envelopes are grouped within a page: the ship tab's page is long enough to keep them whole.
     size = ENVELOPE_PAGE_SIZE if current.slug in ("ship", "exceptions") else PAGE_SIZE
-    page = Paginator(rows, size).get_page(request.GET.get("page"))
+    page = Paginator(rows, size).get_page(query.page_number(request))
     rows = list(page.object_list)
     now = timezone.now()
     for copy in rows:

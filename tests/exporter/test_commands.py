@@ -29,7 +29,7 @@ def photo_tree(tmp_path):
     (root / "Trips" / "Rome").mkdir(parents=True)
     (root / "Trips" / "Rome" / "IMG 1.jpg").write_bytes(jpeg_bytes())
     (root / "Trips" / "what?.jpg").write_bytes(jpeg_bytes(color=(1, 2, 3)))
-    (root / "top level.jpg").write_bytes(b"")
+    (root / "top level.jpg").write_bytes(jpeg_bytes(color=(9, 9, 9)))
     return root
 
 

@@ -120,3 +120,48 @@ def test_export_status_prints_every_section_and_json(alice, capsys):
     assert data["discs"]["failed"] == 1
     assert [f["disc_id"] for f in data["failed_builds"]] == [disc.pk]
     assert set(data) >= {"backlog", "oldest_pending_change_age_seconds", "workers", "clusters", "job_runs"}
+
+
+def test_a_disc_whose_lease_ran_out_long_ago_is_an_overdue_takeover(alice, bob, capsys, settings):
+    """Issue #12, finding 8: a dead worker's disc that nobody takes over shows
+    in export_status (text and JSON), one query."""
+    import json
+
+    from django.core.management import call_command
+
+    settings.DISCSUB_SCHEDULE_MINUTES = 5  # take-over expected within two passes: 10 minutes
+    now = timezone.now()
+    discs = {}
+    for name, owner, state, expired_ago in [
+        ("just expired", alice, DiscStatus.BUILDING, dt.timedelta(minutes=9)),
+        ("overdue building", alice, DiscStatus.BUILDING, dt.timedelta(minutes=30)),
+        ("overdue built", bob, DiscStatus.BUILT, dt.timedelta(minutes=11)),
+        ("leased", bob, DiscStatus.BUILDING, -dt.timedelta(minutes=5)),
+        ("failed", bob, DiscStatus.FAILED, dt.timedelta(hours=5)),
+    ]:
+        backlog(owner, [1000])
+        disc = plan_next_disc(owner, allow_partial=True)
+        Disc.objects.filter(pk=disc.pk).update(
+            status=state, leased_by=f"host:{disc.pk}", lease_expires_at=now - expired_ago
+        )
+        discs[name] = disc.pk
+    rows, queries = count_queries(status.overdue_takeovers, now)
+    assert [(r["disc_id"], r["status"], r["overdue_seconds"]) for r in rows] == [
+        (discs["overdue building"], "building", 20 * 60),
+        (discs["overdue built"], "built", 60),
+    ]
+    assert queries == 1
+    call_command("export_status")
+    text = capsys.readouterr().out
+    assert "OVERDUE TAKE-OVERS: 2 disc(s)" in text
+    assert f"disc {discs['overdue building']} (alice #" in text and f"lease of host:{discs['overdue building']}" in text
+    call_command("export_status", "--json")
+    data = json.loads(capsys.readouterr().out)
+    assert [r["disc_id"] for r in data["overdue_takeovers"]] == [discs["overdue building"], discs["overdue built"]]
+
+
+def test_export_status_says_nothing_of_take_overs_when_none_is_overdue(alice, capsys):
+    from django.core.management import call_command
+
+    call_command("export_status")
+    assert "OVERDUE" not in capsys.readouterr().out

@@ -96,3 +96,107 @@ def test_manifest_json_is_the_one_on_the_disc(client, alice, tmp_path):
     page = client.get(reverse("manifest", args=[disc.public_id])).content.decode()
     assert "Pier at dawn.jpg" in page and "Low tide" in page and "Café – ünïcode.jpg" in page
     assert page.count('/thumbnail/1/"') == 2
+
+
+# Range, ETag and If-Range by RFC 9110 (issue #12, findings 7 and 10).
+
+SIZE = len(IMAGE_BYTES)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=" + "9" * 5000 + "-",  # once a 500: int() refuses 4,300+ digits
+        "bytes=0-" + "9" * 5000,
+        "bytes=-" + "9" * 5000,
+        "bytes=" + "0" * 5000 + "5-9",
+    ],
+)
+def test_a_range_of_thousands_of_digits_is_answered_not_a_500(client, image_url, header):
+    response = client.get(image_url, HTTP_RANGE=header)
+    assert response.status_code in (206, 416)
+    if header.startswith("bytes=9"):
+        assert response.status_code == 416 and response["Content-Range"] == f"bytes */{SIZE}"
+    else:
+        first, last = {"0-": (0, SIZE - 1), "-9": (0, SIZE - 1), "00": (5, 9)}[header[6:8]]
+        assert response["Content-Range"] == f"bytes {first}-{last}/{SIZE}"
+        assert body(response) == IMAGE_BYTES[first : last + 1]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes= 0-1",  # RFC 9110 allows whitespace only around the commas of the range-set
+        "bytes=٣-٥",  # DIGIT is ASCII; str.isdigit() and int() take these
+        "bytes=²-",
+        "bytes=5-1",  # last-pos before first-pos
+        "bytes=" + "9" * 40 + "-" + "9" * 30,  # the same, past any file's size
+        "bytes=abc",
+        "bytes=-",
+        "bytes=",
+        "items=0-1",  # another unit
+        "bytes=0-1,5-9",  # several ranges: the whole file is a legal answer
+        "bytes=0-1," * 150,
+    ],
+)
+def test_an_invalid_or_multiple_range_is_ignored_and_the_whole_file_sent(client, image_url, header):
+    response = client.get(image_url, HTTP_RANGE=header)
+    assert response.status_code == 200
+    assert "Content-Range" not in response
+    assert body(response) == IMAGE_BYTES
+
+
+@pytest.mark.parametrize("header", ["bytes=0-1 , ", "bytes=0-1,,", "BYTES=0-1", "bytes=0-1, 99999-"])
+def test_list_syntax_around_a_single_range_is_accepted(client, image_url, header):
+    """Empty list elements and whitespace around commas (RFC 9110 §5.6.1.2);
+    the unit is case-insensitive; an unsatisfiable range next to a good one
+    leaves one range to serve."""
+    response = client.get(image_url, HTTP_RANGE=header)
+    assert response.status_code == 206
+    assert response["Content-Range"] == f"bytes 0-1/{SIZE}"
+
+
+def test_an_unsatisfiable_range_set_is_416_with_the_size(client, image_url):
+    response = client.get(image_url, HTTP_RANGE=f"bytes={SIZE}-, {SIZE + 5}-{SIZE + 9}")
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{SIZE}"
+
+
+def test_the_image_has_a_strong_etag_from_its_sha256(client, image_url, world):
+    response = client.get(image_url)
+    assert response["ETag"] == f'"{world["disc"].image_sha256}"'
+    assert response["Last-Modified"]
+
+
+@pytest.mark.parametrize("tag", ["{etag}", "W/{etag}", '"other", {etag}', "*"])
+def test_if_none_match_with_the_etag_is_304(client, image_url, tag):
+    etag = client.get(image_url)["ETag"]
+    response = client.get(image_url, HTTP_IF_NONE_MATCH=tag.format(etag=etag))
+    assert response.status_code == 304
+    assert response["ETag"] == etag
+    assert client.get(image_url, HTTP_IF_NONE_MATCH='"other"').status_code == 200
+
+
+def test_if_range_with_the_etag_or_the_date_resumes(client, image_url):
+    whole = client.get(image_url)
+    for validator in (whole["ETag"], whole["Last-Modified"]):
+        response = client.get(image_url, HTTP_RANGE="bytes=10-19", HTTP_IF_RANGE=validator)
+        assert response.status_code == 206, validator
+        assert body(response) == IMAGE_BYTES[10:20]
+
+
+@pytest.mark.parametrize(
+    "validator",
+    [
+        '"0000000000000000000000000000000000000000000000000000000000000000"',  # another image
+        "W/{etag}",  # If-Range needs a strong match
+        "Mon, 01 Jan 2001 00:00:00 GMT",  # another date
+        "not a validator",
+    ],
+)
+def test_if_range_that_does_not_hold_sends_the_whole_image(client, image_url, validator):
+    etag = client.get(image_url)["ETag"]
+    for header in ("bytes=10-19", f"bytes={SIZE}-"):  # ignored even when it would be a 416
+        response = client.get(image_url, HTTP_RANGE=header, HTTP_IF_RANGE=validator.format(etag=etag))
+        assert response.status_code == 200
+        assert body(response) == IMAGE_BYTES

@@ -58,7 +58,7 @@ def test_a_broken_download_resumes_with_a_range(client, sam, disc, header, first
     assert body(response) == DATA[first : last + 1]
 
 
-@pytest.mark.parametrize("header", ["bytes=20000-", "bytes=50-10", "bytes=-0", "bytes=-", "bytes=x-y"])
+@pytest.mark.parametrize("header", ["bytes=20000-", "bytes=-0"])
 def test_a_range_that_cannot_be_served_is_416(client, sam, disc, header):
     client.force_login(sam)
     response = get(client, disc, Range=header)
@@ -66,8 +66,9 @@ def test_a_range_that_cannot_be_served_is_416(client, sam, disc, header):
     assert response["Content-Range"] == f"bytes */{len(DATA)}"
 
 
-@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "lines=1-2"])
-def test_several_ranges_or_other_units_get_the_whole_file(client, sam, disc, header):
+# An invalid range-set is ignored (RFC 9110 §14.2), not refused: 416 is for a valid one past the end.
+@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "lines=1-2", "bytes=50-10", "bytes=-", "bytes=x-y"])
+def test_several_ranges_other_units_or_invalid_ranges_get_the_whole_file(client, sam, disc, header):
     client.force_login(sam)
     response = get(client, disc, Range=header)
     assert response.status_code == 200 and body(response) == DATA

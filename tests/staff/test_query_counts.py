@@ -1,10 +1,13 @@
 """The queue and the dashboard run the same number of queries with 2 copies
 in each state as with 6."""
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from exporter import fulfillment
 from exporter.models import CopyStatus, Disc, DiscStatus, ExportFailure, ItemIssue, Subscription
@@ -38,6 +41,11 @@ def add_work(owners, sam, per_state: int) -> None:
         )
         failed = verified_disc(owner)
         Disc.objects.filter(pk=failed.pk).update(status=DiscStatus.FAILED, last_error=f"par2 is not installed ({n})")
+        # A disc whose worker died and that nobody took over.
+        stuck = verified_disc(owner)
+        Disc.objects.filter(pk=stuck.pk).update(
+            status=DiscStatus.BUILDING, leased_by=f"dead:{n}", lease_expires_at=timezone.now() - dt.timedelta(hours=1)
+        )
     nobody = owners[0].__class__.objects.create_user(f"nobody{per_state}")
     Subscription.objects.create(user=nobody)
     verified_disc(nobody)
@@ -63,6 +71,7 @@ def test_queue_and_dashboard_queries_do_not_grow_with_copies(client, alice, bob,
     # Failed builds show with their reasons on the dashboard and the exceptions tab.
     for url in [reverse("staff:dashboard"), URLS[-1]]:
         assert "par2 is not installed (3)" in client.get(url).content.decode()
+    assert "Overdue take-overs" in client.get(reverse("staff:dashboard")).content.decode()
     # Queue: session, user, the user's permissions (2: direct and via groups), the tab
     # counts (3: per state, exception copies, failed builds), the page's count and its
     # rows; the exceptions tab adds the list of failed builds.
@@ -70,6 +79,7 @@ def test_queue_and_dashboard_queries_do_not_grow_with_copies(client, alice, bob,
     assert large[URLS[-1]] == 10
     # Dashboard: session, user, permissions (2), copies per state, oldest waiting copy,
     # throughput, failure rates per drive and per batch, disc counts, failed builds,
-    # export failures, flagged items, backlog (2), oldest pending change, worker heartbeats.
-    assert large[reverse("staff:dashboard")] == 17
+    # export failures, flagged items, backlog (2), oldest pending change, worker heartbeats,
+    # overdue take-overs.
+    assert large[reverse("staff:dashboard")] == 18
     assert "unreadable (3)" in client.get(reverse("staff:dashboard")).content.decode()

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from discsub import downloads
+from discsub import downloads, query
 from discsub.portal import timeline
 from discsub.portal.forms import ReportForm
 from discsub.portal.lookups import get_copy_for_user, get_disc_for_user
@@ -78,7 +78,7 @@ def disc_page(request: HttpRequest, public_id) -> HttpResponse:
 def manifest_page(request: HttpRequest, public_id) -> HttpResponse:
     disc = get_disc_for_user(request, public_id)
     document = disc_manifest.manifest_document(disc)
-    page = Paginator(document["files"], MANIFEST_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(document["files"], MANIFEST_PAGE_SIZE).get_page(query.page_number(request))
     changes = document["changes"]
     captured = document["disc"]["captured"]
     return render(

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
+from discsub import query
 from discsub.portal import uploads
 from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choices
 from discsub.portal.lookups import get_album_for_user, get_item_for_user
@@ -34,12 +35,12 @@ PAGE_SIZE = 60
 @login_required
 def library_page(request: HttpRequest) -> HttpResponse:
     album = get_album_for_user(request, request.GET["album"]) if request.GET.get("album") else None
-    trash = request.GET.get("show") == "trash"
+    trash = query.choice(request, "show", ("trash",), "") == "trash"
     items = MediaItem.objects.filter(owner=request.user, status=ItemStatus.TRASHED if trash else ItemStatus.LIVE)
     if album is not None:
         items = items.filter(albums=album)
     items = with_disc_state(items).select_related("current_version").order_by("-uploaded_at", "-pk")
-    page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(items, PAGE_SIZE).get_page(query.page_number(request))
     albums = album_choices(request.user)
     by_pk = {a.pk: a for a in albums}
     # Each item's albums in one query for the whole page.

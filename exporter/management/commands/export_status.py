@@ -71,6 +71,7 @@ class Command(BaseCommand):
                 f"  {row['worker']} [{row['cluster']}] last seen {_when(row['seen_at'])}"
                 f"{' SILENT' if row['silent'] else ''}: {doing}"
             )
+        _overdue_takeovers(out, data["overdue_takeovers"])
         for row in data["clusters"]:
             out(f"  cluster {row['cluster']} on {row.get('host', '?')}: {row['status']}")
         out("Scheduler runs:")
@@ -84,6 +85,18 @@ class Command(BaseCommand):
                 + ("" if row["finished_at"] else " (did not finish)")
                 + (f" ({row['note']})" if row["note"] else "")
             )
+
+
+def _overdue_takeovers(out, rows) -> None:
+    if not rows:
+        return
+    out(f"  OVERDUE TAKE-OVERS: {len(rows)} disc(s) whose worker died and that no worker has taken over:")
+    for row in rows:
+        out(
+            f"    disc {row['disc_id']} ({row['username']} #{row['number']}, {row['status']}): "
+            f"lease of {row['leased_by'] or 'an unknown worker'} ran out {_when(row['lease_expired_at'])}, "
+            f"{_duration(row['overdue_seconds'])} overdue; is a build worker running?"
+        )
 
 
 def _dumps(obj) -> str:

@@ -1,22 +1,22 @@
-import os
+"""`manage.py import_media`: a folder tree into a subscriber's library (exporter.import_tree)."""
+
+from collections import Counter
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from exporter import library
+from exporter import import_tree
 from exporter.models import Subscription
 
 
-def _name(path: Path) -> str:
-    # A name that is not valid UTF-8 cannot be stored as text; keep what we
-    # can read and mark the rest visibly.
-    return os.fsencode(path.name).decode("utf-8", errors="replace")
-
-
 class Command(BaseCommand):
-    help = "Import files into a subscriber's library; each folder below PATH becomes a (nested) album."
+    help = (
+        "Import files into a subscriber's library; each folder below PATH becomes a (nested) album. "
+        "Files already in the library (same bytes, same album) are skipped, so a run cut short is finished "
+        "by running it again; files the portal would refuse, and links that leave PATH, are refused with a reason."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("username")
@@ -35,20 +35,21 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown user {username!r} (use --create-user to create it; nothing was imported)")
             user = User.objects.create_user(username)
             Subscription.objects.create(user=user)
-        files = []
-        for root in roots:
-            if root.is_file():
-                files.append((root, ()))
-                continue
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames.sort()
-                rel = Path(dirpath).relative_to(root)
-                folders = tuple(os.fsencode(part).decode("utf-8", errors="replace") for part in rel.parts)
-                files += [(Path(dirpath) / f, folders) for f in sorted(filenames)]
-        imported = 0
-        for path, folders in tqdm(files, desc="importing", unit="file", disable=None, file=self.stderr):
-            album = library.ensure_album_path(user, folders)
-            with open(path, "rb") as fh:
-                library.add_item(user, fh, _name(path), albums=[album] if album else [])
-            imported += 1
-        self.stdout.write(f"imported {imported} files for {username}")
+        found = import_tree.walk(roots)
+        refused = [(str(r.path), r.reason) for r in found.refused]
+        counts: Counter[str] = Counter()
+        bar = tqdm(found.candidates, desc="importing", unit="file", disable=None, file=self.stderr)
+        for candidate in bar:
+            outcome, detail = import_tree.import_file(user, candidate)
+            counts[outcome] += 1
+            if outcome == import_tree.REFUSED:
+                refused.append((str(candidate.path), detail))
+                bar.write(f"refused {candidate.path}: {detail}", file=self.stderr)
+        out = self.stdout.write
+        out(f"imported {counts[import_tree.IMPORTED]} files for {username}")
+        if counts[import_tree.JOINED]:
+            out(f"added {counts[import_tree.JOINED]} files already in the library to another album")
+        out(f"skipped {counts[import_tree.DUPLICATE]} already in the library")
+        out(f"refused {len(refused)}" + (":" if refused else ""))
+        for path, reason in refused:
+            out(f"  {path}: {reason}")
