@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from exporter import library
+from exporter import library, quotas
 from exporter.models import Subscription
 
 
@@ -48,6 +48,10 @@ class Command(BaseCommand):
         imported = 0
         for path, folders in tqdm(files, desc="importing", unit="file", disable=None, file=self.stderr):
             album = library.ensure_album_path(user, folders)
+            try:
+                quotas.check_room(user, _name(path), path.stat().st_size)
+            except quotas.QuotaExceeded as exc:
+                raise CommandError(f"{exc} (imported {imported} files before it)") from exc
             with open(path, "rb") as fh:
                 library.add_item(user, fh, _name(path), albums=[album] if album else [])
             imported += 1
