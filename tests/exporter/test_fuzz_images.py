@@ -12,6 +12,7 @@ the portal's upload view and onto one planned and built disc.
 
 import hashlib
 import io
+import json
 import random
 import struct
 import subprocess
@@ -27,8 +28,7 @@ from django.urls import reverse
 from PIL import Image
 
 from exporter import build, library, thumbnails
-from exporter.models import DiscEntry, DiscStatus, MediaItem
-from exporter.planning import plan_next_disc
+from exporter.models import Disc, DiscEntry, DiscStatus, MediaItem
 from tests.factories import jpeg_bytes
 from tests.tools import require_tool
 
@@ -202,9 +202,11 @@ def test_a_library_of_fuzzed_files_and_good_photos_still_makes_its_disc(client, 
 
     deadline = time.monotonic() + CASE_SECONDS * len(uploads)
     call_command("make_thumbnails", "--user", "alice", stdout=io.StringIO(), stderr=io.StringIO())
-    planned = plan_next_disc(alice, allow_partial=True)
-    disc = build.build_disc(planned.pk)
+    out = io.StringIO()
+    call_command("build_discs", "--user", "alice", "--now", "--json", stdout=out, stderr=io.StringIO())
     assert time.monotonic() < deadline
+    (built,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    disc = Disc.objects.get(owner=alice, number=built["number"])
     assert disc.status == DiscStatus.VERIFIED, disc.last_error
 
     good_items = MediaItem.objects.filter(owner=alice, original_name__in=good)
