@@ -15,7 +15,7 @@ is made once and every later disc agrees with it.  The index then shows the
 shared placeholder.
 
 Thumbnails are never made inside a web request: an upload queues a task
-(``queue_after_commit``; the worker runs ``make_quietly``), and
+(``queue_after_commit``; a worker runs ``exporter.tasks.make_thumbnail``), and
 ``manage.py make_thumbnails`` and the planner (``ensure_thumbnail``, for any
 version still without one) make what is missing.  Until then the portal
 shows the placeholder.  Pillow runs in a child process with a decode budget,
@@ -253,15 +253,6 @@ def ensure_for_version(version: ItemVersion) -> Thumbnail | None:
     return ensure_thumbnail(
         str(version.item.public_id), version.number, version.storage_name, version.content_type, version.size
     )
-
-
-def make_quietly(version: ItemVersion) -> None:
-    """Make ``version``'s thumbnail now if that works; never raises (a later
-    plan makes what is missing)."""
-    try:
-        ensure_for_version(version)
-    except Exception:
-        log.warning("could not make the thumbnail of version %s now; it will be made later", version.pk, exc_info=True)
 
 
 def queue_after_commit(version: ItemVersion) -> None:
