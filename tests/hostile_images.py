@@ -1,6 +1,7 @@
 """Hostile image bytes, made here with Pillow, shared by the tests of the
 image paths (thumbnails, uploads, the fuzz test)."""
 
+import functools
 import io
 import struct
 import zlib
@@ -41,6 +42,7 @@ def png_header(width: int, height: int, colour_type: int = 2) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + data + chunk(b"IEND", b"")
 
 
+@functools.cache
 def blank_png(width: int, height: int, mode: str = "RGBA") -> bytes:
     """A real, complete PNG that compresses to almost nothing (7700×7700
     RGBA is about 230 KB) but decodes to width×height×4 bytes."""

@@ -130,6 +130,7 @@ def test_a_video_is_never_read(alice, monkeypatch):
     assert thumbnails.ensure_for_version(item.current_version) is None
 
 
+@pytest.mark.adversarial
 def test_a_decompression_bomb_is_refused_without_decoding_it(alice):
     started = time.perf_counter()
     # 10 billion pixels claimed: Pillow's own check refuses it at open().
@@ -250,6 +251,7 @@ def test_make_thumbnails_makes_what_is_missing(alice, bob, capsys):
     assert default_storage.exists(thumbnails.storage_name_for(str(other.public_id), 1))
 
 
+@pytest.mark.adversarial
 @pytest.mark.parametrize("fmt, name", [("JPEG", "fuzzed.jpg"), ("WEBP", "fuzzed.webp")])
 def test_a_photo_whose_exif_has_a_mistyped_tag_still_gets_its_thumbnail_and_its_disc(alice, fmt, name):
     # Pillow's exif_transpose raises struct.error on these (issue 12): the
@@ -264,6 +266,7 @@ def test_a_photo_whose_exif_has_a_mistyped_tag_still_gets_its_thumbnail_and_its_
     assert {fuzzed.pk, good.pk} <= carried
 
 
+@pytest.mark.adversarial
 def test_the_decode_budget_counts_the_bytes_of_each_pixel(alice, settings):
     settings.DISCSUB_THUMBNAIL_MAX_DECODE_MB = 8
     # 1500x1500: 2.1 MB in greyscale, 8.6 MB in RGBA (4 bytes a pixel).
@@ -276,6 +279,7 @@ def test_the_decode_budget_counts_the_bytes_of_each_pixel(alice, settings):
         )
 
 
+@pytest.mark.adversarial
 def test_an_image_with_alpha_is_shrunk_without_a_full_size_copy(alice):
     # 7700x7700 RGBA from 230 KB of PNG: within the default budget, decoded
     # once (237 MB) and reduced in bands; the decoder child's peak stays
@@ -291,6 +295,7 @@ def _decoder_peak_kb() -> int:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
 
 
+@pytest.mark.adversarial
 def test_the_decoder_has_a_memory_ceiling_and_survives_it(alice, settings):
     settings.DISCSUB_THUMBNAIL_MAX_DECODE_MB = 10_000  # the budget out of the way
     settings.DISCSUB_THUMBNAIL_MEMORY_MB = 48
@@ -302,6 +307,7 @@ def test_the_decoder_has_a_memory_ceiling_and_survives_it(alice, settings):
     assert small is not None
 
 
+@pytest.mark.adversarial
 def test_a_decode_that_takes_too_long_is_cut_off(alice, settings):
     settings.DISCSUB_THUMBNAIL_SECONDS = 0.05
     slow, item = thumbnail_of(alice, "slow.png", blank_png(5000, 5000))  # about a second to inflate

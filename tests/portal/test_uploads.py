@@ -180,6 +180,7 @@ def test_a_full_disk_is_a_message_and_leaves_nothing_behind(signed_in, alice, se
     assert [p for p in mount.rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.adversarial
 def test_an_upload_past_the_storage_quota_is_refused_naming_the_file_and_the_numbers(signed_in, alice, settings):
     settings.DISCSUB_QUOTA_GB = 1
     add_sized(alice, 1024**3 - 1500, "archive.bin")  # 1500 bytes left
@@ -200,6 +201,7 @@ def test_an_upload_past_the_storage_quota_is_refused_naming_the_file_and_the_num
     assert post(signed_in, SimpleUploadedFile("one more.jpg", photo, "image/jpeg"), accept_json=True).status_code == 200
 
 
+@pytest.mark.adversarial
 def test_uploads_past_the_hourly_limit_get_a_429_that_says_when_to_try_again(signed_in, alice, settings):
     settings.DISCSUB_UPLOADS_PER_HOUR = 2
     files = [SimpleUploadedFile(f"{n}.jpg", jpeg_bytes(color=(n, 0, 0)), "image/jpeg") for n in range(3)]
@@ -217,6 +219,7 @@ def test_uploads_past_the_hourly_limit_get_a_429_that_says_when_to_try_again(sig
     assert response.status_code == 200
 
 
+@pytest.mark.adversarial
 def test_an_upload_decodes_no_pixels_in_the_request(signed_in, alice, monkeypatch, django_capture_on_commit_callbacks):
     # The 230 KB PNG that decodes to 237 MB (issue 12): the request, with its
     # after-commit work, must not decode it; the thumbnail is a worker's task.
@@ -235,3 +238,10 @@ def test_an_upload_decodes_no_pixels_in_the_request(signed_in, alice, monkeypatc
     assert tasks.make_thumbnail(item.current_version.pk)
     made = signed_in.get(url)
     assert (made["Content-Type"], made["Cache-Control"]) == ("image/jpeg", "private, max-age=86400")
+    # A version decided to have none keeps the placeholder, cached like a thumbnail.
+    with django_capture_on_commit_callbacks(execute=True):
+        post(signed_in, SimpleUploadedFile("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(500), "video/mp4"))
+    clip = MediaItem.objects.get(original_name="clip.mp4")
+    assert tasks.make_thumbnail(clip.current_version.pk) is False
+    kept = signed_in.get(reverse("thumbnail", args=[clip.public_id, 1]))
+    assert (kept["Content-Type"], kept["Cache-Control"]) == ("image/svg+xml", "private, max-age=86400")

@@ -243,6 +243,7 @@ def thumbnail(request: HttpRequest, public_id, version: int) -> HttpResponse:
         response["Cache-Control"] = "private, max-age=86400"
     else:
         response = HttpResponse(thumbnails.PLACEHOLDER_SVG, content_type="image/svg+xml")
-        # Until a worker has made the thumbnail (or decided there is none).
-        response["Cache-Control"] = "private, no-cache"
+        decided = default_storage.exists(thumbnails.marker_name_for(str(item.public_id), version))
+        # Until a worker has made the thumbnail, or decided there is none, ask again.
+        response["Cache-Control"] = "private, max-age=86400" if decided else "private, no-cache"
     return response
