@@ -265,7 +265,7 @@ DISCSUB_UPLOAD_MAX_BYTES = env_int("DISCSUB_UPLOAD_MAX_MB", 4096) * 1024 * 1024
 # What one subscriber may store (every version of every item, deleted ones
 # included until they are purged), unless their subscription says otherwise
 # (Subscription.quota_gb); 0 for no limit.  And how many files they may
-# upload in any hour (a sliding window; 0 for no limit).
+# upload in the portal in any hour (a sliding window; 0 for no limit).
 DISCSUB_QUOTA_GB = env_int("DISCSUB_QUOTA_GB", 200)
 DISCSUB_UPLOADS_PER_HOUR = env_int("DISCSUB_UPLOADS_PER_HOUR", 2000)
 

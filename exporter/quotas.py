@@ -4,9 +4,10 @@ The storage quota counts every stored version of every item of the
 subscriber, deleted and trashed ones included: their bytes are kept (a disc
 may still need them) until a purge frees them.  It is ``DISCSUB_QUOTA_GB``
 unless the subscription sets its own (``Subscription.quota_gb``); 0 means
-no limit.  The upload rate counts the versions stored in the last hour (a
+no limit.  The upload rate counts the items added in the last hour (a
 sliding window, read from the rows themselves, so every web process agrees
-and nothing can be reset by clearing a cache).
+and nothing can be reset by clearing a cache; the portal has no other way
+to store bytes).
 
 Both are checked before a file is stored, with the file's size: the portal
 calls :func:`check_upload`, ``manage.py import_media`` calls
@@ -25,7 +26,7 @@ from django.db.models import Min, Sum
 from django.utils import timezone
 
 from exporter.library import LibraryError
-from exporter.models import ItemVersion, Subscription
+from exporter.models import ItemVersion, MediaItem, Subscription
 
 GB = 1024**3
 WINDOW = dt.timedelta(hours=1)
@@ -84,7 +85,7 @@ def check_rate(owner: AbstractBaseUser, name: str, now: dt.datetime | None = Non
     if limit <= 0:
         return
     now = now or timezone.now()
-    recent = ItemVersion.objects.filter(item__owner=owner, uploaded_at__gt=now - WINDOW)
+    recent = MediaItem.objects.filter(owner=owner, uploaded_at__gt=now - WINDOW)
     if recent.count() < limit:
         return
     oldest = recent.aggregate(oldest=Min("uploaded_at"))["oldest"]

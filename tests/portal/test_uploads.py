@@ -214,7 +214,7 @@ def test_uploads_past_the_hourly_limit_get_a_429_that_says_when_to_try_again(sig
     assert response.status_code == 429
     assert response.json()["refused"][0]["reason"].startswith("“3.jpg” was not added")
     # A sliding window: once the first upload is an hour old, one more fits.
-    ItemVersion.objects.filter(original_name="0.jpg").update(uploaded_at=timezone.now() - dt.timedelta(minutes=61))
+    MediaItem.objects.filter(original_name="0.jpg").update(uploaded_at=timezone.now() - dt.timedelta(minutes=61))
     response = post(signed_in, SimpleUploadedFile("3.jpg", jpeg_bytes(), "image/jpeg"), accept_json=True)
     assert response.status_code == 200
 
