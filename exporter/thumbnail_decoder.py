@@ -141,7 +141,8 @@ def _render(img: Image.Image, max_decode_bytes: int, box: int, quality: int) -> 
             f" more than the {max_decode_bytes / 2**20:,.0f} MB a thumbnail may use"
         )
     icc = img.info.get("icc_profile")
-    orientation = _orientation(img)  # read before load(): a PNG's may need it, cheap either way
+    # After the budget check: a PNG's getexif() decodes all its pixels to find an eXIf chunk.
+    orientation = _orientation(img)
     img.load()
     small = img
     if small.mode in ("P", "PA"):

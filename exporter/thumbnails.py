@@ -118,13 +118,14 @@ def decoder() -> thumbnail_decoder.Decoder:
 @contextlib.contextmanager
 def _local_copy(fh) -> Iterator[str]:
     """A path the decoder child can open: the stored file itself when the
-    storage is a local folder, else a temporary copy (read here, so a storage
-    failure is raised here and decides nothing)."""
+    storage is a local folder, else a temporary copy in the build area (read
+    here, so a storage failure is raised here and decides nothing)."""
     name = getattr(fh, "name", None)
     if isinstance(name, str) and os.path.isabs(name) and os.path.isfile(name):
         yield name
         return
-    with tempfile.NamedTemporaryFile(prefix="discsub-thumb-") as copy:
+    os.makedirs(settings.BUILD_DIR, exist_ok=True)
+    with tempfile.NamedTemporaryFile(prefix="thumbnail-", dir=settings.BUILD_DIR) as copy:
         shutil.copyfileobj(fh, copy, 1024 * 1024)
         copy.flush()
         yield copy.name

@@ -1,11 +1,9 @@
 """Originals and images on S3-compatible storage (moto in server mode, on loopback)."""
 
-import glob
 import hashlib
 import io
 import json
 import os
-import tempfile
 import urllib.request
 
 import pytest
@@ -171,13 +169,22 @@ def test_a_file_to_split_is_hashed_part_by_part_in_one_streamed_read(alice, s3):
     assert gone.value.missing
 
 
-def test_a_thumbnail_of_an_original_in_the_bucket_is_made_from_a_local_copy(alice, s3):
+def test_a_thumbnail_of_an_original_in_the_bucket_is_made_from_a_local_copy(alice, s3, settings, monkeypatch):
     # The decoder child reads a file: an S3 original is copied to a
     # temporary file by the worker, which is gone afterwards.
     thumbnails._known.clear()
     item = add_file(alice, "IMG_0002.JPG", jpeg_bytes(600, 400))
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "discsub-thumb-*")))
+    copies = []
+    real_render = thumbnails.thumbnail_decoder.Decoder.render
+
+    def render(decoder, path, *args):
+        copies.append((path, os.path.getsize(path)))
+        return real_render(decoder, path, *args)
+
+    monkeypatch.setattr(thumbnails.thumbnail_decoder.Decoder, "render", render)
     thumb = thumbnails.ensure_for_version(item.current_version)
     assert thumb is not None and s3.get(thumb.storage_name)[:3] == b"\xff\xd8\xff"
-    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "discsub-thumb-*"))) == before
+    ((path, size),) = copies
+    assert path.startswith(str(settings.BUILD_DIR)) and size == item.current_version.size
+    assert tree(settings.BUILD_DIR) == []
     thumbnails._known.clear()
