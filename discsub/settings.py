@@ -320,6 +320,21 @@ FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "uploads")
 # Made here: Django's checks refuse a temporary folder that does not exist.
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 DISCSUB_UPLOAD_MAX_BYTES = env_int("DISCSUB_UPLOAD_MAX_MB", 4096) * 1024 * 1024
+# What one subscriber may store (every version of every item, deleted ones
+# included until they are purged), unless their subscription says otherwise
+# (Subscription.quota_gb); 0 for no limit.  And how many files they may
+# upload in the portal in any hour (a sliding window; 0 for no limit).
+DISCSUB_QUOTA_GB = env_int("DISCSUB_QUOTA_GB", 200)
+DISCSUB_UPLOADS_PER_HOUR = env_int("DISCSUB_UPLOADS_PER_HOUR", 2000)
+
+# Thumbnails are decoded by a child of the worker (exporter.thumbnail_decoder):
+# an image whose pixels would take more than DISCSUB_THUMBNAIL_MAX_DECODE_MB
+# (after a JPEG's reduced decode) gets the placeholder without being decoded;
+# the child may use DISCSUB_THUMBNAIL_MEMORY_MB of address space beyond its
+# own start-up size, and DISCSUB_THUMBNAIL_SECONDS for one thumbnail.
+DISCSUB_THUMBNAIL_MAX_DECODE_MB = env_int("DISCSUB_THUMBNAIL_MAX_DECODE_MB", 256)
+DISCSUB_THUMBNAIL_MEMORY_MB = env_int("DISCSUB_THUMBNAIL_MEMORY_MB", 768)
+DISCSUB_THUMBNAIL_SECONDS = env_int("DISCSUB_THUMBNAIL_SECONDS", 60)
 
 # Every sign-in door (sign-in, its code step, password reset) goes through
 # one limiter (discsub/signin_limits.py): sliding windows kept in the cache,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from exporter import library
+from exporter import library, quotas
 from exporter.media_files import HEAD_BYTES, check_media_file
 from exporter.models import ItemStatus, MediaItem
 
@@ -154,8 +154,15 @@ def _walk_folder(
 def admit(owner: AbstractBaseUser, name: str, size: int, head: bytes) -> tuple[str | None, str | None]:
     """``(content type, None)`` when the file may join ``owner``'s library,
     ``(None, reason)`` otherwise: the one place the import checks a file
-    before storing it (the portal's checks; a storage quota belongs here too)."""
-    return check_media_file(name, size, head)
+    before storing it: the portal's checks, then the storage quota."""
+    content_type, reason = check_media_file(name, size, head)
+    if reason:
+        return None, reason
+    try:
+        quotas.check_room(owner, name, size)
+    except quotas.QuotaExceeded as exc:
+        return None, str(exc)
+    return content_type, None
 
 
 def _sha256(fh) -> str:

@@ -14,6 +14,7 @@ import io
 import logging
 import mimetypes
 import uuid
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
@@ -21,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from exporter import thumbnails
 from exporter.feed import record_change
@@ -87,25 +88,32 @@ def store_original(owner: AbstractBaseUser, source: BinaryIO) -> tuple[str, int,
 
 
 def read_capture_date(storage_name: str) -> tuple[dt.datetime | None, int | None]:
-    """The EXIF capture date and its UTC offset (minutes), where Pillow finds them."""
+    """The EXIF capture date and its UTC offset (minutes), where Pillow finds
+    them without decoding a pixel (this runs in the upload request).  Bytes
+    Pillow cannot make sense of, whatever it raises, have no date."""
     try:
-        with default_storage.open(storage_name, "rb") as fh, Image.open(fh) as img:
-            exif = img.getexif()
-            sub = exif.get_ifd(0x8769)
-            raw = sub.get(0x9003) or exif.get(0x0132)
-            offset_raw = sub.get(0x9011)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a fuzzed file's warnings say nothing more than its errors
+            with default_storage.open(storage_name, "rb") as fh, Image.open(fh) as img:
+                if img.format == "PNG" and "exif" not in img.info:
+                    # Its eXIf chunk, if any, follows the pixels: Pillow would decode them all to reach it.
+                    return None, None
+                exif = img.getexif()
+                sub = exif.get_ifd(0x8769)
+                raw = sub.get(0x9003) or exif.get(0x0132)
+                offset_raw = sub.get(0x9011)
+    except Exception as exc:  # noqa: BLE001 - hostile bytes can make Pillow raise anything
         log.debug("no EXIF date in %s: %s", storage_name, exc)
         return None, None
     if not raw:
         return None, None
-    try:
-        naive = dt.datetime.strptime(str(raw).strip("\x00 ").strip(), "%Y:%m:%d %H:%M:%S")
-    except ValueError:
-        return None, None
     offset = _parse_offset(offset_raw)
     tz = dt.timezone(dt.timedelta(minutes=offset)) if offset is not None else dt.UTC
-    return naive.replace(tzinfo=tz).astimezone(dt.UTC), offset
+    try:
+        naive = dt.datetime.strptime(str(raw).strip("\x00 ").strip(), "%Y:%m:%d %H:%M:%S")
+        return naive.replace(tzinfo=tz).astimezone(dt.UTC), offset
+    except (ValueError, OverflowError):  # not a date, or one that leaves the calendar in UTC
+        return None, None
 
 
 def _parse_offset(raw) -> int | None:
@@ -115,9 +123,10 @@ def _parse_offset(raw) -> int | None:
     try:
         sign = -1 if text[0] == "-" else 1
         hours, minutes = text.lstrip("+-").split(":")
-        return sign * (int(hours) * 60 + int(minutes))
+        offset = sign * (int(hours) * 60 + int(minutes))
     except (ValueError, IndexError):
         return None
+    return offset if abs(offset) <= 18 * 60 else None  # real offsets lie within ±14:00
 
 
 def guess_content_type(name: str) -> str:
@@ -133,9 +142,9 @@ def ensure_album_path(owner: AbstractBaseUser, names: Sequence[str]) -> Album | 
 
 
 def _thumbnail_after_commit(version: ItemVersion) -> None:
-    # After the commit: the feed row stays locked no longer than the
-    # change takes.  Never fails the upload; a later plan makes what is missing.
-    transaction.on_commit(lambda: thumbnails.make_quietly(version))
+    # Queued after the commit, made by a worker: never in the request, and
+    # never failing the upload (a later plan makes what is missing).
+    thumbnails.queue_after_commit(version)
 
 
 def add_item(

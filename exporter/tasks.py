@@ -1,6 +1,7 @@
 """Task functions for django-q2.  Arguments are primary keys; each can run twice."""
 
-from exporter import build, jobs, scheduling
+from exporter import build, jobs, scheduling, thumbnails
+from exporter.models import ItemVersion
 
 
 def plan_and_build(user_id: int, allow_partial: bool = False) -> int:
@@ -19,3 +20,12 @@ def build_disc(disc_id: int) -> str:
     """Build and verify one disc; a no-op when another worker has it or it is not due."""
     disc = build.build_disc(disc_id)
     return disc.status if disc is not None else "not claimed"
+
+
+def make_thumbnail(version_id: int) -> bool:
+    """Make one version's thumbnail (queued by an upload); True when it has one,
+    False for a placeholder or a version that is gone."""
+    version = ItemVersion.objects.select_related("item").filter(pk=version_id).first()
+    if version is None:
+        return False
+    return thumbnails.ensure_for_version(version) is not None

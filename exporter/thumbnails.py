@@ -14,43 +14,45 @@ file, a decompression bomb, missing bytes) gets a marker instead
 is made once and every later disc agrees with it.  The index then shows the
 shared placeholder.
 
-Thumbnails are made when an item is uploaded (``make_quietly``, which never
-lets a failure reach the upload), by ``manage.py make_thumbnails``, and
-lazily by ``ensure_thumbnail`` for any version still without one.
+Thumbnails are never made inside a web request: an upload queues a task
+(``queue_after_commit``; a worker runs ``exporter.tasks.make_thumbnail``), and
+``manage.py make_thumbnails`` and the planner (``ensure_thumbnail``, for any
+version still without one) make what is missing.  Until then the portal
+shows the placeholder.  Pillow runs in a child process with a decode budget,
+a memory ceiling and a time limit (:mod:`exporter.thumbnail_decoder`): any
+error it meets in a subscriber's bytes is a placeholder with its reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import logging
+import os
+import shutil
+import tempfile
 import threading
-import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import F
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from exporter import manifest
+from exporter import manifest, thumbnail_decoder
 from exporter.layout import DiscFile
 from exporter.models import DiscEntry, EntryKind, ItemStatus, ItemVersion
 
 log = logging.getLogger(__name__)
 
-# The longest side, in pixels: sharp on a phone or a high-density screen at
-# the index's card size (about 200 CSS pixels), a few tens of KB each.
-BOX = 400
-QUALITY = 80
-# The most pixels ever decoded for one thumbnail, after a JPEG's draft
-# reduction: bounds the memory a hostile or huge image can take (about
-# 240 MB in RGBA).  Pillow's own bomb check (Image.MAX_IMAGE_PIXELS) refuses
-# absurd headers before anything is decoded.
-DECODE_PIXEL_LIMIT = 60_000_000
+Unthumbnailable = thumbnail_decoder.Unthumbnailable
+
+BOX = thumbnail_decoder.BOX
+QUALITY = thumbnail_decoder.QUALITY
 # Originals larger than this are not read for a thumbnail (a huge TIFF or a
 # mislabelled video): they get the placeholder.
 MAX_SOURCE_BYTES = 256 * 1024 * 1024
@@ -64,12 +66,6 @@ PLACEHOLDER_SVG = (
     b'<path d="M150 185l35-40 25 28 15-14 25 26"/></g>'
     b'<circle cx="230" cy="128" r="9" fill="#a8a29e"/></svg>\n'
 )
-
-_SRGB = None
-
-
-class Unthumbnailable(Exception):
-    """The bytes are not an image Pillow can safely make a thumbnail of."""
 
 
 @dataclass(frozen=True)
@@ -90,67 +86,57 @@ def marker_name_for(item: str, version: int) -> str:
 # --- making one --------------------------------------------------------------------
 
 
-def _srgb():
-    global _SRGB
-    if _SRGB is None:
-        _SRGB = ImageCms.createProfile("sRGB")
-    return _SRGB
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """An RGB image, colour-managed to sRGB when the file carries a profile."""
-    icc = img.info.get("icc_profile")
-    if icc and img.mode in ("RGB", "CMYK"):
-        try:
-            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            return ImageCms.profileToProfile(img, source, _srgb(), outputMode="RGB")
-        except (ImageCms.PyCMSError, OSError, ValueError) as exc:
-            log.debug("ignoring an unusable ICC profile: %s", exc)
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
+def max_decode_bytes() -> int:
+    return settings.DISCSUB_THUMBNAIL_MAX_DECODE_MB * 2**20
 
 
 def render_thumbnail(source: BinaryIO) -> bytes:
-    """The thumbnail JPEG of the image in ``source``; the same input always
-    gives the same bytes.  Raises :class:`Unthumbnailable`."""
-    try:
-        with warnings.catch_warnings():
-            # Past MAX_IMAGE_PIXELS Pillow warns, past twice that it refuses.
-            # Between the two, DECODE_PIXEL_LIMIT below decides, after draft().
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(source)
-        with img:
-            if img.format == "JPEG":
-                # Decode at 1/2, 1/4 or 1/8 scale, still at least BOX wide:
-                # a 50 MP photo costs a 3 MP decode.
-                img.draft("RGB", (BOX, BOX))
-            if img.width * img.height > DECODE_PIXEL_LIMIT:
-                raise Unthumbnailable(f"{img.width}×{img.height} pixels is too large to decode safely")
-            img.load()
-            ImageOps.exif_transpose(img, in_place=True)
-            rgb = _to_rgb(img)
-            rgb.thumbnail((BOX, BOX), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    except Unthumbnailable:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise Unthumbnailable(f"refused as a decompression bomb: {exc}") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise Unthumbnailable(f"{exc.__class__.__name__}: {exc}") from exc
-    # A fresh image: nothing of the original's metadata (EXIF, comments,
-    # profiles, XMP) can reach the disc.
-    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
-    out = io.BytesIO()
-    clean.save(out, "JPEG", quality=QUALITY, optimize=True, progressive=False, subsampling="4:2:0")
-    return out.getvalue()
+    """The thumbnail JPEG of the image in ``source``, made in this process
+    (the decode budget applies, the memory ceiling does not).  Raises
+    :class:`Unthumbnailable`."""
+    return thumbnail_decoder.render_thumbnail(source, max_decode_bytes())
+
+
+_decoder: thumbnail_decoder.Decoder | None = None
+_decoder_lock = threading.Lock()
+
+
+def decoder() -> thumbnail_decoder.Decoder:
+    """This process's decoder child (one per worker process: the pool is
+    bounded by the task cluster's workers)."""
+    global _decoder
+    memory_mb, seconds = settings.DISCSUB_THUMBNAIL_MEMORY_MB, settings.DISCSUB_THUMBNAIL_SECONDS
+    with _decoder_lock:
+        if _decoder is None or _decoder.memory_mb != memory_mb:  # the ceiling is set when the child starts
+            if _decoder is not None:
+                _decoder.stop()
+            _decoder = thumbnail_decoder.Decoder(memory_mb, seconds)
+        _decoder.timeout = seconds
+        return _decoder
+
+
+@contextlib.contextmanager
+def _local_copy(fh) -> Iterator[str]:
+    """A path the decoder child can open: the stored file itself when the
+    storage is a local folder, else a temporary copy in the build area (read
+    here, so a storage failure is raised here and decides nothing)."""
+    name = getattr(fh, "name", None)
+    if isinstance(name, str) and os.path.isabs(name) and os.path.isfile(name):
+        yield name
+        return
+    os.makedirs(settings.BUILD_DIR, exist_ok=True)
+    with tempfile.NamedTemporaryFile(prefix="thumbnail-", dir=settings.BUILD_DIR) as copy:
+        shutil.copyfileobj(fh, copy, 1024 * 1024)
+        copy.flush()
+        yield copy.name
+
+
+def render_original(original: str) -> bytes:
+    """The thumbnail of the stored original ``original``, made by the decoder
+    child under its memory ceiling and time limit.  Raises
+    :class:`Unthumbnailable`, FileNotFoundError, or the storage's errors."""
+    with default_storage.open(original, "rb") as fh, _local_copy(fh) as path:
+        return decoder().render(path, max_decode_bytes())
 
 
 # --- keeping them ----------------------------------------------------------------
@@ -248,8 +234,7 @@ def _make(name: str, marker: str, original: str, skip: str) -> Thumbnail | None:
     reason = skip
     if not skip:
         try:
-            with default_storage.open(original, "rb") as fh:
-                data = render_thumbnail(fh)
+            data = render_original(original)
         except FileNotFoundError as exc:
             reason = f"the original {original} is missing: {exc}"
         except Unthumbnailable as exc:
@@ -271,13 +256,21 @@ def ensure_for_version(version: ItemVersion) -> Thumbnail | None:
     )
 
 
-def make_quietly(version: ItemVersion) -> None:
-    """Make ``version``'s thumbnail now if that works; never raises (an upload
-    must not fail for its thumbnail: a later plan makes it)."""
-    try:
-        ensure_for_version(version)
-    except Exception:
-        log.warning("could not make the thumbnail of version %s now; it will be made later", version.pk, exc_info=True)
+def queue_after_commit(version: ItemVersion) -> None:
+    """Have a worker make ``version``'s thumbnail once the current transaction
+    commits: decoding an image never happens in a web request.  Never fails
+    the caller (a broker that is down only delays the thumbnail to the next
+    plan, which makes what is missing)."""
+
+    def queue() -> None:
+        from django_q.tasks import async_task
+
+        try:
+            async_task("exporter.tasks.make_thumbnail", version.pk, task_name=f"thumbnail of version {version.pk}")
+        except Exception:
+            log.warning("could not queue the thumbnail of version %s; it will be made later", version.pk, exc_info=True)
+
+    transaction.on_commit(queue)
 
 
 def current_versions(owner_id: int | None = None):

@@ -68,7 +68,11 @@ class MediaItem(models.Model):
     deletion_planned = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "status"])]
+        indexes = [
+            models.Index(fields=["owner", "status"]),
+            # The hourly upload limit (exporter.quotas.check_rate).
+            models.Index(fields=["owner", "uploaded_at"], name="items_uploaded_by_owner"),
+        ]
 
     def __str__(self) -> str:
         return self.original_name

@@ -39,6 +39,10 @@ class Subscription(models.Model):
     address_country = models.CharField("country", max_length=2, blank=True, help_text="ISO 3166 code, e.g. GB")
     address_updated_at = models.DateTimeField(null=True, blank=True)
 
+    # This subscriber's storage quota in GB, when it is not DISCSUB_QUOTA_GB
+    # (0 for no limit); see exporter.quotas.
+    quota_gb = models.PositiveIntegerField("storage quota (GB)", null=True, blank=True)
+
     email_on_shipped = models.BooleanField("email me when a disc ships", default=True)
     email_on_delivered = models.BooleanField("email me when a disc is delivered or returned", default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from exporter.models import Album, Change, Disc, MediaItem
-from tests.factories import jpeg_bytes
+from tests.factories import add_sized, jpeg_bytes
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(settings.BASE_DIR)
@@ -112,3 +112,14 @@ def test_verify_disc_exit_codes(alice, photo_tree, tmp_path):
     assert "data/Trips/Rome/IMG 1.jpg" in bad.stdout
     missing = _verify(tmp_path / "nothing-here.iso")
     assert missing.returncode != 0 and "no such file" in missing.stderr
+
+
+def test_import_media_refuses_what_passes_the_quota_naming_the_file_and_the_numbers(alice, photo_tree, settings):
+    settings.DISCSUB_QUOTA_GB = 1
+    add_sized(alice, 1024**3 - 100, "archive.bin")
+    out = run("import_media", "alice", str(photo_tree))
+    assert "imported 0 files for alice" in out
+    assert "“what?.jpg” (699 bytes) does not fit in your storage:" in out
+    assert "you use 1.0 GB of your 1.0 GB, so 100 bytes is left." in out
+    imported = set(MediaItem.objects.filter(owner=alice).values_list("original_name", flat=True))
+    assert imported == {"archive.bin"}

@@ -10,11 +10,11 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 
-from exporter import build, library, splitting, storage, verify
+from exporter import build, library, splitting, storage, thumbnails, verify
 from exporter.errors import SourceMismatch
 from exporter.models import DiscStatus
 from exporter.planning import plan_next_disc
-from tests.factories import add_file
+from tests.factories import add_file, jpeg_bytes
 from tests.s3 import FaultProxy, tree
 
 pytestmark = pytest.mark.django_db
@@ -167,3 +167,24 @@ def test_a_file_to_split_is_hashed_part_by_part_in_one_streamed_read(alice, s3):
     with pytest.raises(splitting.SplitSourceError) as gone:
         splitting.hash_parts(version, splitting.layout(version.size, 20_480))
     assert gone.value.missing
+
+
+def test_a_thumbnail_of_an_original_in_the_bucket_is_made_from_a_local_copy(alice, s3, settings, monkeypatch):
+    # The decoder child reads a file: an S3 original is copied to a
+    # temporary file by the worker, which is gone afterwards.
+    thumbnails._known.clear()
+    item = add_file(alice, "IMG_0002.JPG", jpeg_bytes(600, 400))
+    copies = []
+    real_render = thumbnails.thumbnail_decoder.Decoder.render
+
+    def render(decoder, path, *args):
+        copies.append((path, os.path.getsize(path)))
+        return real_render(decoder, path, *args)
+
+    monkeypatch.setattr(thumbnails.thumbnail_decoder.Decoder, "render", render)
+    thumb = thumbnails.ensure_for_version(item.current_version)
+    assert thumb is not None and s3.get(thumb.storage_name)[:3] == b"\xff\xd8\xff"
+    ((path, size),) = copies
+    assert path.startswith(str(settings.BUILD_DIR)) and size == item.current_version.size
+    assert tree(settings.BUILD_DIR) == []
+    thumbnails._known.clear()

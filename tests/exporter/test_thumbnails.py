@@ -2,19 +2,19 @@
 
 import io
 import os
-import struct
 import time
-import zlib
 
 import pytest
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.management import call_command
 from PIL import Image
 
-from exporter import library, thumbnails
+from exporter import library, tasks, thumbnails
 from exporter.models import DiscEntry
 from exporter.planning import plan_next_disc
+from tests.exporter.test_scheduling import queued_tasks
 from tests.factories import add_file, jpeg_bytes
+from tests.hostile_images import blank_png, photo_with_mistyped_exif, png_header
 
 pytestmark = pytest.mark.django_db
 
@@ -36,17 +36,6 @@ def oriented_jpeg(width: int, height: int, orientation: int) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", exif=exif, comment=b"where I live")
     return out.getvalue()
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    data = chunk(b"IDAT", zlib.compress(b"\0" * 64))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + data + chunk(b"IEND", b"")
 
 
 def thumbnail_of(owner, name: str, data: bytes, **kwargs):
@@ -88,8 +77,8 @@ def test_a_thumbnail_is_made_once_and_kept(alice, monkeypatch):
     item = add_file(alice, "once.jpg", jpeg_bytes(300, 200))
     version = item.current_version
     renders = []
-    real_render = thumbnails.render_thumbnail
-    monkeypatch.setattr(thumbnails, "render_thumbnail", lambda fh: renders.append(1) or real_render(fh))
+    real_render = thumbnails.render_original
+    monkeypatch.setattr(thumbnails, "render_original", lambda name: renders.append(1) or real_render(name))
 
     first = thumbnails.ensure_for_version(version)
     stored = default_storage.path(first.storage_name)
@@ -141,6 +130,7 @@ def test_a_video_is_never_read(alice, monkeypatch):
     assert thumbnails.ensure_for_version(item.current_version) is None
 
 
+@pytest.mark.adversarial
 def test_a_decompression_bomb_is_refused_without_decoding_it(alice):
     started = time.perf_counter()
     # 10 billion pixels claimed: Pillow's own check refuses it at open().
@@ -153,10 +143,10 @@ def test_a_decompression_bomb_is_refused_without_decoding_it(alice):
         assert b"decompression bomb" in fh.read()
 
 
-def test_a_huge_jpeg_is_decoded_at_reduced_size(alice, monkeypatch):
-    # draft() decodes 4000x3000 at 1/4 scale: 1000x750 pixels fit a budget
-    # that the full image (12 MP) would not.
-    monkeypatch.setattr(thumbnails, "DECODE_PIXEL_LIMIT", 1_000_000)
+def test_a_huge_jpeg_is_decoded_at_reduced_size(alice, settings):
+    # draft() decodes 4000x3000 at 1/4 scale: 1000x750 pixels (3 MB) fit a
+    # budget that the full image (12 MP, 46 MB) would not.
+    settings.DISCSUB_THUMBNAIL_MAX_DECODE_MB = 4
     thumb, _ = thumbnail_of(alice, "huge.jpg", jpeg_bytes(4000, 3000))
     assert thumb is not None and stored_image(thumb).size == (400, 300)
     png = io.BytesIO()
@@ -194,20 +184,37 @@ def test_a_storage_failure_decides_nothing(alice, monkeypatch):
     assert thumbnails.ensure_for_version(item.current_version) is not None
 
 
-def test_an_upload_makes_its_thumbnail_after_commit(alice, django_capture_on_commit_callbacks):
+@pytest.fixture
+def task_queue():
+    """The short-jobs queue of the configured broker, empty before and after."""
+    from django_q.brokers import get_broker
+
+    broker = get_broker()
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()
+
+
+def test_an_upload_queues_its_thumbnail_for_a_worker(alice, task_queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         item = add_file(alice, "fresh.jpg", jpeg_bytes())
-    assert default_storage.exists(thumbnails.storage_name_for(str(item.public_id), 1))
-    with django_capture_on_commit_callbacks(execute=True):
         library.replace_bytes(item, io.BytesIO(jpeg_bytes(color=(1, 2, 3))))
-    assert default_storage.exists(thumbnails.storage_name_for(str(item.public_id), 2))
+    names = [thumbnails.storage_name_for(str(item.public_id), n) for n in (1, 2)]
+    # Nothing was decoded where the upload ran: a worker does it.
+    assert not any(default_storage.exists(name) for name in names)
+    queued = sorted((t["func"], t["args"]) for t in queued_tasks(task_queue))
+    assert queued == [("exporter.tasks.make_thumbnail", (v.pk,)) for v in item.versions.order_by("number")]
+    for _, args in queued:
+        assert tasks.make_thumbnail(*args) is True
+    assert all(default_storage.exists(name) for name in names)
 
 
 def test_a_thumbnail_failure_never_blocks_an_upload(alice, monkeypatch, django_capture_on_commit_callbacks):
-    def broken(fh):
+    def broken(*args, **kwargs):
         raise RuntimeError("Pillow exploded")
 
-    monkeypatch.setattr(thumbnails, "render_thumbnail", broken)
+    monkeypatch.setattr(thumbnails, "render_original", broken)
+    monkeypatch.setattr("django_q.tasks.async_task", broken)  # the broker is down too
     with django_capture_on_commit_callbacks(execute=True):
         item = add_file(alice, "fine.jpg", jpeg_bytes())
     assert item.pk and item.current_version.size > 0
@@ -242,3 +249,70 @@ def test_make_thumbnails_makes_what_is_missing(alice, bob, capsys):
     call_command("make_thumbnails")
     assert "2 thumbnails, 1 placeholders" in capsys.readouterr().out
     assert default_storage.exists(thumbnails.storage_name_for(str(other.public_id), 1))
+
+
+@pytest.mark.adversarial
+@pytest.mark.parametrize("fmt, name", [("JPEG", "fuzzed.jpg"), ("WEBP", "fuzzed.webp")])
+def test_a_photo_whose_exif_has_a_mistyped_tag_still_gets_its_thumbnail_and_its_disc(alice, fmt, name):
+    # Pillow's exif_transpose raises struct.error on these (issue 12): the
+    # orientation is read on its own, and the broken tag goes nowhere.
+    data = photo_with_mistyped_exif(fmt, 48, 32)
+    fuzzed = add_file(alice, name, data)
+    good = add_file(alice, "good.jpg", jpeg_bytes(300, 200))
+    thumb = thumbnails.ensure_for_version(fuzzed.current_version)
+    assert stored_image(thumb).size == (32, 48)  # orientation 6 applied: portrait
+    disc = plan_next_disc(alice, allow_partial=True)
+    carried = set(DiscEntry.objects.filter(disc=disc, held_back=False).values_list("item_id", flat=True))
+    assert {fuzzed.pk, good.pk} <= carried
+
+
+@pytest.mark.adversarial
+def test_the_decode_budget_counts_the_bytes_of_each_pixel(alice, settings):
+    settings.DISCSUB_THUMBNAIL_MAX_DECODE_MB = 8
+    # 1500x1500: 2.1 MB in greyscale, 8.6 MB in RGBA (4 bytes a pixel).
+    grey, _ = thumbnail_of(alice, "grey.png", blank_png(1500, 1500, "L"))
+    rgba, item = thumbnail_of(alice, "rgba.png", blank_png(1500, 1500, "RGBA"))
+    assert grey is not None and rgba is None
+    with default_storage.open(thumbnails.marker_name_for(str(item.public_id), 1)) as fh:
+        assert fh.read().decode() == (
+            "1500×1500 pixels in RGBA take 9 MB to decode, more than the 8 MB a thumbnail may use"
+        )
+
+
+@pytest.mark.adversarial
+def test_an_image_with_alpha_is_shrunk_without_a_full_size_copy(alice):
+    # 7700x7700 RGBA from 230 KB of PNG: within the default budget, decoded
+    # once (237 MB) and reduced in bands; the decoder child's peak stays
+    # near that, where Pillow's own thumbnail() makes a premultiplied copy.
+    thumb, _ = thumbnail_of(alice, "wide.png", blank_png(7700, 7700))
+    assert stored_image(thumb).size == (400, 400)
+    peak_kb = _decoder_peak_kb()
+    assert peak_kb < (237 + 120) * 1024, f"the decoder peaked at {peak_kb // 1024} MB"
+
+
+def _decoder_peak_kb() -> int:
+    with open(f"/proc/{thumbnails.decoder()._proc.pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+
+@pytest.mark.adversarial
+def test_the_decoder_has_a_memory_ceiling_and_survives_it(alice, settings):
+    settings.DISCSUB_THUMBNAIL_MAX_DECODE_MB = 10_000  # the budget out of the way
+    settings.DISCSUB_THUMBNAIL_MEMORY_MB = 48
+    big, item = thumbnail_of(alice, "big.png", blank_png(4000, 4000))  # 61 MB of pixels
+    assert big is None
+    with default_storage.open(thumbnails.marker_name_for(str(item.public_id), 1)) as fh:
+        assert "memory" in fh.read().decode()
+    small, _ = thumbnail_of(alice, "small.jpg", jpeg_bytes(300, 200))
+    assert small is not None
+
+
+@pytest.mark.adversarial
+def test_a_decode_that_takes_too_long_is_cut_off(alice, settings):
+    settings.DISCSUB_THUMBNAIL_SECONDS = 0.05
+    slow, item = thumbnail_of(alice, "slow.png", blank_png(5000, 5000))  # about a second to inflate
+    assert slow is None
+    with default_storage.open(thumbnails.marker_name_for(str(item.public_id), 1)) as fh:
+        assert fh.read().decode() == "decoding it took longer than 0.05 s"
+    settings.DISCSUB_THUMBNAIL_SECONDS = 30
+    assert thumbnail_of(alice, "quick.jpg", jpeg_bytes(300, 200))[0] is not None

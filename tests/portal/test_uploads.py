@@ -2,15 +2,20 @@
 storage; and every bad upload refused with a message naming the file, with
 nothing changed (no item, no change in the feed, no stored bytes)."""
 
+import datetime as dt
 import hashlib
 import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
+from PIL import ImageFile
 
-from exporter.models import Change, ItemVersion, MediaItem
-from tests.factories import jpeg_bytes
+from exporter import tasks
+from exporter.models import Change, ItemVersion, MediaItem, Subscription
+from tests.factories import add_sized, jpeg_bytes
+from tests.hostile_images import blank_png
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +178,70 @@ def test_a_full_disk_is_a_message_and_leaves_nothing_behind(signed_in, alice, se
     )
     assert not MediaItem.objects.exists() and not Change.objects.exists()
     assert [p for p in mount.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.adversarial
+def test_an_upload_past_the_storage_quota_is_refused_naming_the_file_and_the_numbers(signed_in, alice, settings):
+    settings.DISCSUB_QUOTA_GB = 1
+    add_sized(alice, 1024**3 - 1500, "archive.bin")  # 1500 bytes left
+    photo = jpeg_bytes(300, 200)
+    assert len(photo) > 1500
+    response = post(signed_in, SimpleUploadedFile("one more.jpg", photo, "image/jpeg"), accept_json=True)
+    assert response.status_code == 400
+    assert response.json()["refused"] == [
+        {
+            "name": "one more.jpg",
+            "reason": f"“one more.jpg” ({len(photo) / 1024:.1f} KB) does not fit in your storage:"
+            " you use 1.0 GB of your 1.0 GB, so 1.5 KB is left. Deleted items count until they are purged.",
+        }
+    ]
+    assert MediaItem.objects.filter(owner=alice).count() == 1
+    # A subscription can have its own quota (0: none).
+    Subscription.objects.filter(user=alice).update(quota_gb=0)
+    assert post(signed_in, SimpleUploadedFile("one more.jpg", photo, "image/jpeg"), accept_json=True).status_code == 200
+
+
+@pytest.mark.adversarial
+def test_uploads_past_the_hourly_limit_get_a_429_that_says_when_to_try_again(signed_in, alice, settings):
+    settings.DISCSUB_UPLOADS_PER_HOUR = 2
+    files = [SimpleUploadedFile(f"{n}.jpg", jpeg_bytes(color=(n, 0, 0)), "image/jpeg") for n in range(3)]
+    body = post(signed_in, *files, accept_json=True).json()
+    assert [a["name"] for a in body["added"]] == ["0.jpg", "1.jpg"]
+    refusal = "“2.jpg” was not added: you have uploaded 2 files in the last hour, the most we take in an hour."
+    assert body["refused"] == [{"name": "2.jpg", "reason": refusal + " Try again in 60 minutes."}]
+
+    response = post(signed_in, SimpleUploadedFile("3.jpg", jpeg_bytes(), "image/jpeg"), accept_json=True)
+    assert response.status_code == 429
+    assert response.json()["refused"][0]["reason"].startswith("“3.jpg” was not added")
+    # A sliding window: once the first upload is an hour old, one more fits.
+    MediaItem.objects.filter(original_name="0.jpg").update(uploaded_at=timezone.now() - dt.timedelta(minutes=61))
+    response = post(signed_in, SimpleUploadedFile("3.jpg", jpeg_bytes(), "image/jpeg"), accept_json=True)
+    assert response.status_code == 200
+
+
+@pytest.mark.adversarial
+def test_an_upload_decodes_no_pixels_in_the_request(signed_in, alice, monkeypatch, django_capture_on_commit_callbacks):
+    # The 230 KB PNG that decodes to 237 MB (issue 12): the request, with its
+    # after-commit work, must not decode it; the thumbnail is a worker's task.
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda img: decoded.append(img.size) or real_load(img))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(signed_in, SimpleUploadedFile("wide.png", blank_png(7700, 7700), "image/png"), accept_json=True)
+    assert response.status_code == 200 and decoded == []
+    item = MediaItem.objects.get(owner=alice)
+    url = reverse("thumbnail", args=[item.public_id, 1])
+    # The library shows the placeholder, and the browser asks again later.
+    placeholder = signed_in.get(url)
+    assert (placeholder["Content-Type"], placeholder["Cache-Control"]) == ("image/svg+xml", "private, no-cache")
+    monkeypatch.undo()
+    assert tasks.make_thumbnail(item.current_version.pk)
+    made = signed_in.get(url)
+    assert (made["Content-Type"], made["Cache-Control"]) == ("image/jpeg", "private, max-age=86400")
+    # A version decided to have none keeps the placeholder, cached like a thumbnail.
+    with django_capture_on_commit_callbacks(execute=True):
+        post(signed_in, SimpleUploadedFile("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(500), "video/mp4"))
+    clip = MediaItem.objects.get(original_name="clip.mp4")
+    assert tasks.make_thumbnail(clip.current_version.pk) is False
+    kept = signed_in.get(reverse("thumbnail", args=[clip.public_id, 1]))
+    assert (kept["Content-Type"], kept["Cache-Control"]) == ("image/svg+xml", "private, max-age=86400")

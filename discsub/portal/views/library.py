@@ -23,7 +23,7 @@ from discsub.portal import uploads
 from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choices
 from discsub.portal.lookups import get_album_for_user, get_item_for_user
 from discsub.portal.queries import with_disc_state
-from exporter import library, thumbnails
+from exporter import library, quotas, thumbnails
 from exporter.errors import ExportError
 from exporter.models import Album, DiscEntry, ItemStatus, MediaItem
 
@@ -90,10 +90,20 @@ def _store_uploads(request: HttpRequest, check: uploads.UploadCheck) -> HttpResp
     added, refused = [], []
     for name in check.too_large:
         refused.append({"name": name, "reason": uploads.too_large_text(name)})
+    rate_limited = False
     for upload_file in request.FILES.getlist("files"):
         content_type, reason = uploads.examine(upload_file, check)
         if reason:
             refused.append({"name": upload_file.name, "reason": reason})
+            continue
+        try:
+            quotas.check_upload(request.user, upload_file.name, upload_file.size)
+        except quotas.TooManyUploads as exc:
+            rate_limited = True
+            refused.append({"name": upload_file.name, "reason": str(exc)})
+            continue
+        except quotas.QuotaExceeded as exc:
+            refused.append({"name": upload_file.name, "reason": str(exc)})
             continue
         try:
             item = library.add_item(
@@ -111,7 +121,8 @@ def _store_uploads(request: HttpRequest, check: uploads.UploadCheck) -> HttpResp
     if not added and not refused:
         refused.append({"name": "", "reason": "Choose at least one photo or video to upload."})
     if _wants_json(request):
-        return JsonResponse({"added": added, "refused": refused}, status=200 if added or not refused else 400)
+        status = 200 if added or not refused else 429 if rate_limited else 400
+        return JsonResponse({"added": added, "refused": refused}, status=status)
     if added:
         files = f"{len(added)} file" + ("s" if len(added) != 1 else "")
         messages.success(request, f"Added {files}. They wait for your next disc.")
@@ -229,8 +240,11 @@ def thumbnail(request: HttpRequest, public_id, version: int) -> HttpResponse:
     name = thumbnails.storage_name_for(str(item.public_id), version)
     if default_storage.exists(name):
         response = FileResponse(default_storage.open(name, "rb"), content_type="image/jpeg")
+        # A version's thumbnail never changes.
+        response["Cache-Control"] = "private, max-age=86400"
     else:
         response = HttpResponse(thumbnails.PLACEHOLDER_SVG, content_type="image/svg+xml")
-    # A version's thumbnail never changes.
-    response["Cache-Control"] = "private, max-age=86400"
+        decided = default_storage.exists(thumbnails.marker_name_for(str(item.public_id), version))
+        # Until a worker has made the thumbnail, or decided there is none, ask again.
+        response["Cache-Control"] = "private, max-age=86400" if decided else "private, no-cache"
     return response
