@@ -242,14 +242,15 @@ def _obj(required: dict, optional: dict):
 
     def check(value, where):
         if not isinstance(value, dict):
-            _fail(where, "an object", value)
+            _fail(where or "the document", "an object", value)
+        where = where + "." if where else ""
         for key, field in required.items():
             if key not in value:
-                raise SchemaError(f"{where}.{key}: missing")
-            field(value[key], f"{where}.{key}")
+                raise SchemaError(f"{where}{key}: missing")
+            field(value[key], f"{where}{key}")
         for key, field in optional.items():
             if key in value:
-                field(value[key], f"{where}.{key}")
+                field(value[key], f"{where}{key}")
 
     return check
 
@@ -334,21 +335,21 @@ def load_manifest(raw: bytes) -> dict:
     then every field.  Raises :class:`RestoreError` (:class:`SchemaError`
     naming the field for a document that does not match)."""
     if len(raw) > SMALL_LIMIT:
-        raise SchemaError(f"manifest.json: expected at most {SMALL_LIMIT} bytes, found {len(raw)}")
+        raise SchemaError(f"expected at most {SMALL_LIMIT} bytes, found {len(raw)}")
     depth = 0
     for token in _JSON_TOKEN.finditer(raw):
         c = raw[token.start()]
         if c in b"[{":
             depth += 1
             if depth > MAX_JSON_DEPTH:
-                raise SchemaError(f"manifest.json: expected at most {MAX_JSON_DEPTH} levels of nesting, found more")
+                raise SchemaError(f"expected at most {MAX_JSON_DEPTH} levels of nesting, found more")
         elif c in b"]}":
             depth -= 1
         elif c != 0x22:  # 20 digits or more: no field holds one, and Python 3.8 parses a long one slowly
             digits = token.end() - token.start()
-            raise SchemaError(f"manifest.json: expected numbers of at most 19 digits, found {digits}")
+            raise SchemaError(f"expected numbers of at most 19 digits, found {digits}")
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=lambda name: _fail("manifest.json", "a number", name))
+        doc = json.loads(raw.decode("utf-8"), parse_constant=lambda name: _fail("a number", "a finite number", name))
     except (ValueError, RecursionError) as exc:
         raise RestoreError(f"manifest.json is not readable JSON ({str(exc)[:200]})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
@@ -358,7 +359,7 @@ def load_manifest(raw: bytes) -> dict:
             f"manifest version {_found(doc.get('schema_version'))}; this restore.py reads version "
             f"{SCHEMA_VERSION}: use the restore.py of the newest disc"
         )
-    _MANIFEST(doc, "manifest.json")
+    _MANIFEST(doc, "")
     return doc
 
 
