@@ -87,7 +87,7 @@ def test_a_source_checksum_mismatch_holds_the_item_back_and_flags_it(alice):
     built = build.build_disc(disc.pk)
     assert built.status == DiscStatus.VERIFIED
     bad.refresh_from_db()
-    assert bad.held_back and "sha256" in bad.held_reason
+    assert bad.held_back and "did not match the checksum recorded when it was uploaded" in bad.held_reason
     issue = ItemIssue.objects.get(item=bad.item)
     assert issue.kind == ItemIssue.Kind.CHECKSUM_MISMATCH
     # The other items are on the disc; the bad one is not.
