@@ -179,7 +179,9 @@ MAX_ALBUMS, MAX_ALBUM_DEPTH = 1_000, 100
 MAX_ID, MAX_NAME, MAX_PATH, MAX_TEXT = 200, 4096, 32_768, 1_000_000  # characters
 MAX_JSON_DEPTH = 64  # ours nests 5 deep
 _HEX64_ANY = re.compile(r"[0-9a-fA-F]{64}\Z")
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]|[0-9]{20,}', re.S)
+# A string (to its end, even one left open: every match succeeds, so the scan is
+# linear), a bracket, or a run of 20 digits.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]|[0-9]{20,}', re.S)
 
 
 class SchemaError(RestoreError):
@@ -311,7 +313,11 @@ def _schema():
     )
     disc = _obj(
         {"number": disc_no, "series": item},
-        {"layout_version": _int(1, 1000), "first_change": _int(0, MAX_SEQ), "last_change": _int(0, MAX_SEQ)},
+        {
+            **{"layout_version": _int(1, 1000), "first_change": _int(0, MAX_SEQ), "last_change": _int(0, MAX_SEQ)},
+            **{"subscriber": text, "medium": _str(32), "planned_at": date, "volume_id": _str(32)},
+            "captured": _obj({}, {"first": date, "last": date}),
+        },
     )
     held = _obj({}, {"item": _str(MAX_ID, null=True), "original_name": _str(MAX_NAME, null=True), "reason": text})
     return _obj(

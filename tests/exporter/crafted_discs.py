@@ -131,6 +131,13 @@ def long_number() -> tuple[bytes, dict]:
     return encode(document).replace(b'"version": 1', b'"version": ' + b"9" * 100_000, 1), payload
 
 
+def open_string() -> tuple[bytes, dict]:
+    """A string that never ends, made of escaped quotes (200 KB): a scanner that
+    looks for its end again from every quote takes hours."""
+    document, payload = good()
+    return encode(document)[:-2] + b', "x": "' + b'\\"' * 100_000, payload
+
+
 def a_million_discs() -> tuple[bytes, dict]:
     """Well-formed: the catalog names disc 1,000,000 (the bound), so 999,999 discs are missing."""
     document, payload = good()
@@ -162,6 +169,7 @@ REFUSED: dict[str, Callable[[], tuple[bytes, dict]]] = {
     "payload-not-described": payload_not_described,
     "manifest-disagrees": manifest_disagrees,
     "long-number": long_number,
+    "open-string": open_string,
 }
 WELL_FORMED: dict[str, Callable[[], tuple[bytes, dict]]] = {
     "well-formed": well_formed,

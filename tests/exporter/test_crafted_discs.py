@@ -32,6 +32,7 @@ SAYS = {
     "payload-not-described": "data/Album/photo.jpg: in manifest-sha256.txt, not in manifest.json: skipped",
     "manifest-disagrees": "data/Album/photo.jpg: manifest.json and manifest-sha256.txt disagree: skipped",
     "long-number": "does not match its schema: expected numbers of at most 19 digits, found 100000",
+    "open-string": "manifest.json is not readable JSON (Unterminated string",
 }
 # What verify_disc finds: (path, a part of what it found).
 FINDS = {
@@ -41,6 +42,7 @@ FINDS = {
     "payload-not-described": ("data/Album/photo.jpg", "only in manifest-sha256.txt"),
     "manifest-disagrees": ("data/Album/photo.jpg", f"sha256 {crafted_discs.sha(crafted_discs.PHOTO)}"),
     "long-number": ("manifest.json", "expected numbers of at most 19 digits"),
+    "open-string": ("manifest.json", "manifest.json is not readable JSON"),
 }
 
 
