@@ -940,15 +940,16 @@ def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
-def _candidates(names: list):
+def _candidates(names: list, start: int = 2):
+    """(0, name) for each usable name, then (n, "name (n)") from ``start``."""
     seen = []
     for name in names:
         if name and host_allows(name) and name not in seen:
             seen.append(name)
-            yield name
+            yield 0, name
     base = seen[0] if seen else "unnamed"
-    for n in range(2, 100000):
-        yield numbered(base, n) if host_allows(numbered(base, n)) else numbered(portable(base, 200), n)
+    for n in range(start, start + 100000):
+        yield n, numbered(base, n) if host_allows(numbered(base, n)) else numbered(portable(base, 200), n)
 
 
 class Namer:
@@ -963,6 +964,22 @@ class Namer:
         for rel, f in state["files"].items():
             self.owner.setdefault(fold(rel), ["file", f["item"]])
         self.dir_owner = {fold(rel): album for album, rel in state["dirs"].items()}
+        # Within one run a path only ever becomes taken: each numbered series
+        # goes on from where it stopped (linear, however many share a name).
+        self.next_number = {}
+        self.roles_of = {}
+        for role in state["names"]:
+            self.roles_of.setdefault(json.loads(role)[0], set()).add(role)
+
+    def _choose(self, parent: str, names: list, free) -> str:
+        key = json.dumps([fold(parent), names])
+        for n, cand in _candidates(names, self.next_number.get(key, 2)):
+            rel = _join(parent, cand)
+            if free(cand, rel):
+                if n:
+                    self.next_number[key] = n + 1
+                return rel
+        return rel
 
     def _free(self, rel: str, role: str, item: str, ours: bool) -> bool:
         key = fold(rel)
@@ -979,11 +996,12 @@ class Namer:
             key = json.dumps(album[: i + 1])
             rel = self.journal.state["dirs"].get(key)
             if rel is None:
-                for cand in _candidates([nfc(name), safe[i] if safe else None, portable(name)]):
-                    rel = _join(parent, cand)
+
+                def free(cand, rel, key=key, parent=parent):
                     taken = self.dir_owner.get(fold(rel), key) != key or fold(rel) in self.owner
-                    if not taken and (parent or fold(cand) not in _RESERVED_AT_ROOT):
-                        break
+                    return not taken and (parent or fold(cand) not in _RESERVED_AT_ROOT)
+
+                rel = self._choose(parent, [nfc(name), safe[i] if safe else None, portable(name)], free)
                 self.dir_owner[fold(rel)] = key
                 self.journal.log("dir", key, rel)
             parent = rel
@@ -994,23 +1012,22 @@ class Namer:
         role = json.dumps([item, what, which])
         rel = self.journal.state["names"].get(role)
         if rel is None:
-            for cand in _candidates(names):
-                rel = _join(parent, cand)
-                if self._free(rel, role, item, what in ("old", "del")):
-                    break
+            rel = self._choose(parent, names, lambda cand, rel: self._free(rel, role, item, what in ("old", "del")))
             self.owner[fold(rel)] = role
             self.journal.log("name", role, rel)
+            self.roles_of.setdefault(item, set()).add(role)
         return role, rel
 
     def release_others(self, item: str, roles: set) -> None:
-        files = self.journal.state["files"]
-        for role, rel in list(self.journal.state["names"].items()):
-            if json.loads(role)[0] == item and role not in roles:
-                self.journal.log("name", role, None)
-                if rel in files:
-                    self.owner[fold(rel)] = ["file", files[rel]["item"]]
-                else:
-                    self.owner.pop(fold(rel), None)
+        files, names = self.journal.state["files"], self.journal.state["names"]
+        for role in sorted(self.roles_of.get(item, set()) - roles):
+            rel = names[role]
+            self.roles_of[item].discard(role)
+            self.journal.log("name", role, None)
+            if rel in files:
+                self.owner[fold(rel)] = ["file", files[rel]["item"]]
+            else:
+                self.owner.pop(fold(rel), None)
 
 
 class Want:

@@ -154,6 +154,15 @@ def many_problems() -> tuple[bytes, dict]:
     return json.dumps(document, separators=(",", ":")).encode(), payload
 
 
+def one_name_many_times() -> tuple[bytes, dict]:
+    """5,000 items, all "photo.jpg" in the same album and at the same disc path:
+    each is restored under a name of its own, "photo (2).jpg" to "photo (5000).jpg"."""
+    document, payload = good()
+    entry = document["files"][0]
+    document["files"] += [{**entry, "item": f"item-{n}", "sidecar": None} for n in range(2, 5001)]
+    return encode(document), payload
+
+
 def bidi_names() -> tuple[bytes, dict]:
     """Well-formed: an album and a file name with a right-to-left override, so
     that "photo<RLO>gpj.exe" reads as "photoexe.jpg".  The disc's own paths
@@ -175,6 +184,7 @@ WELL_FORMED: dict[str, Callable[[], tuple[bytes, dict]]] = {
     "well-formed": well_formed,
     "a-million-discs": a_million_discs,
     "many-problems": many_problems,
+    "one-name-many-times": one_name_many_times,
     "bidi-names": bidi_names,
 }
 
