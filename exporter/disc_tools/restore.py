@@ -410,6 +410,9 @@ class IsoImage(_Source):
     def __init__(self, path: str):
         self.path = path
         self.fh = open(path, "rb")
+        # Directories read so far: in a real image they never overlap, so never
+        # more than the image (a crafted one could make each folder claim it all).
+        self._budget = os.fstat(self.fh.fileno()).st_size
         self.entries = {}  # path -> ("file", [(offset, length), ...]) | ("dir" | "link" | "odd", None)
         self._skip, self._rock_ridge, self._visited = 0, False, set()
         self._walk(self._root(), "", 0)
@@ -448,6 +451,9 @@ class IsoImage(_Source):
 
     def _records(self, directory: dict):
         data = self._read(directory["lba"] * SECTOR, min(directory["len"], 64 * 1024 * 1024))
+        self._budget -= len(data)
+        if self._budget < 0:
+            raise RestoreError(f"{self.path}: a damaged directory tree (its folders are larger than the image)")
         pos, first = 0, True
         while pos < len(data):
             n = data[pos]

@@ -171,6 +171,44 @@ def bidi_names() -> tuple[bytes, dict]:
     return encode(document), payload
 
 
+def swollen_folders(image: Path, depth: int = 7, filler: int = 40 * 1024 * 1024) -> Path:
+    """An image (a real one, by our writer) with a chain of ``depth`` nested
+    folders beside a ``filler``-byte file, whose ISO 9660 directory records
+    then each claim the rest of the image as their folder's data: a reader that
+    holds each folder while it reads the next needs ``depth`` times the image."""
+    folder = image.with_suffix("")
+    manifest, payload = well_formed()
+    payload["data/filler.bin"] = bytes(filler)
+    deep = "data/" + "/".join(f"d{n}" for n in range(depth)) + "/deep.jpg"
+    payload[deep] = PHOTO
+    document = json.loads(manifest)
+    document["files"].append({**document["files"][0], "item": "item-deep", "path": deep, "sidecar": None})
+    write_disc(folder, encode(document), payload)
+    as_iso(folder, image)
+    size = image.stat().st_size
+    with open(image, "r+b") as fh:
+        fh.seek(16 * 2048 + 156)
+        root = fh.read(34)
+        pending = [(int.from_bytes(root[2:6], "little"), int.from_bytes(root[10:14], "little"))]
+        while pending:
+            lba, length = pending.pop()
+            fh.seek(lba * 2048)
+            data, pos = fh.read(length), 0
+            while pos < len(data):
+                n = data[pos]
+                if n == 0:
+                    pos = (pos // 2048 + 1) * 2048
+                    continue
+                record = data[pos : pos + n]
+                if record[25] & 0x02 and record[33:34] not in (b"\x00", b"\x01"):
+                    pending.append((int.from_bytes(record[2:6], "little"), int.from_bytes(record[10:14], "little")))
+                    claim = size - int.from_bytes(record[2:6], "little") * 2048
+                    fh.seek(lba * 2048 + pos + 10)
+                    fh.write(claim.to_bytes(4, "little") + claim.to_bytes(4, "big"))
+                pos += n
+    return image
+
+
 REFUSED: dict[str, Callable[[], tuple[bytes, dict]]] = {
     "huge-disc-number": huge_disc_number,
     "deep-nesting": deep_nesting,

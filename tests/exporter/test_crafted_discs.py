@@ -111,6 +111,18 @@ def test_a_disc_number_of_ten_to_the_twelve_is_refused_within_300_mb(lonely_tool
     assert any(SAYS["huge-disc-number"] in line for line in problem_lines(result.stdout)), result.stdout
 
 
+def test_folders_that_claim_the_whole_image_are_refused_within_the_images_size(lonely_tool, tmp_path):
+    # 7 nested folders each claiming the 42 MB image: 309 MB before (each held while the next was read).
+    image = crafted_discs.swollen_folders(tmp_path / "swollen.iso")
+    result = run_tool(lonely_tool, image, into=tmp_path / "restored", limit_bytes=200 * 1024 * 1024)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    said = "a damaged directory tree (its folders are larger than the image)"
+    assert problem_lines(result.stdout) == [f"problem: {image}: {said}"], result.stdout
+    with pytest.raises(CommandError):
+        call_command("verify_disc", str(image))
+
+
 def test_a_million_missing_discs_are_one_line_said_at_once(lonely_tool, tmp_path):
     target = disc("a-million-discs", "folder", tmp_path)
     started = time.monotonic()
