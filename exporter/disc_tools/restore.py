@@ -34,6 +34,10 @@ is given, in disc order.
   with the right sha256 are kept.
 - Nothing is ever written outside FOLDER, whatever a disc holds: unsafe
   paths and symbolic links (on the disc or in FOLDER) are reported and skipped.
+- A disc whose manifest.json does not match its schema (a field of the wrong
+  kind, a number or list out of bounds, nesting too deep) is named with the
+  field and not used; payload files that manifest.json does not describe are
+  named and skipped.
 
 Exit status: 0 when every file was verified and is in place; 1 with one
 line per problem otherwise; 2 for a usage error.
