@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from exporter import cleanup, contents, fulfillment, iso, isomd5, par2, storage, verify, workers
 from exporter.errors import IllegalTransition, SourceMismatch, StorageUnavailable
+from exporter.held_back import reason_for_people
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, DiscEvent, DiscStatus, ItemIssue, MediaItem
 
@@ -130,17 +131,19 @@ def _hold_back(disc: Disc, problems: dict) -> None:
     with transaction.atomic():
         entries = DiscEntry.objects.select_for_update().filter(disc=disc, item_id__in=list(problems))
         for entry in entries:
-            reason = str(problems[entry.item_id])
+            detail = str(problems[entry.item_id])  # may name storage paths: the log only
+            kind = (
+                ItemIssue.Kind.MISSING_OBJECT
+                if "missing" in detail
+                else ItemIssue.Kind.UNREADABLE
+                if "unreadable" in detail
+                else ItemIssue.Kind.CHECKSUM_MISMATCH
+            )
+            reason = reason_for_people(kind)
+            log.warning("disc %s: item %s held back (%s): %s", disc.pk, entry.item_id, kind, detail)
             entry.held_back = True
             entry.held_reason = reason
             entry.save(update_fields=["held_back", "held_reason"])
-            kind = (
-                ItemIssue.Kind.MISSING_OBJECT
-                if "missing" in reason
-                else ItemIssue.Kind.UNREADABLE
-                if "unreadable" in reason
-                else ItemIssue.Kind.CHECKSUM_MISMATCH
-            )
             ItemIssue.objects.create(item_id=entry.item_id, version=entry.version, kind=kind, message=reason)
             # The item is no longer planned at this version: a new upload (or
             # staff re-issuing it) puts it on a later disc.

@@ -26,8 +26,16 @@ from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, EntryKind
 from exporter.storage import Source
 
-# The restore tool travels on every disc as restore.py (stdlib only).
+# The restore tool travels on every disc as restore.py (stdlib only).  A disc
+# carries the tool of its layout version, so a disc shipped with an older one
+# rebuilds byte-identical; new discs carry the current tool.
 RESTORE_TOOL = Path(__file__).resolve().parent / "disc_tools" / "restore.py"
+FROZEN_RESTORE_TOOLS = {1: RESTORE_TOOL.parent / "frozen" / "restore-layout-1.py"}
+
+
+def restore_tool(layout_version: int) -> Path:
+    """The restore.py that a disc of ``layout_version`` carries."""
+    return FROZEN_RESTORE_TOOLS.get(layout_version, RESTORE_TOOL)
 
 
 def _opener(storage_name: str):
@@ -148,7 +156,8 @@ def manifest_files(
 def readme_files(document: dict, before: Sequence[DiscFile]) -> list[DiscFile]:
     """restore.py and README.txt, which mentions only what is on the disc."""
     files: list[DiscFile] = []
-    files.append(DiscFile.from_bytes(readme.RESTORE_PY, RESTORE_TOOL.read_bytes()))  # the restore tool
+    tool = restore_tool(document["disc"]["layout_version"]).read_bytes()
+    files.append(DiscFile.from_bytes(readme.RESTORE_PY, tool))  # the restore tool
     present = [p for f in [*before, *files] for p in f.all_paths]
     files.append(DiscFile.from_bytes(readme.README_TXT, readme.readme_txt(document, present)))
     return files

@@ -44,7 +44,9 @@ from exporter.models import (
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 1
+# 2: restore.py checks manifest.json against its schema (issue #12); discs of
+# layout 1 keep carrying the tool they shipped with (exporter.contents).
+LAYOUT_VERSION = 2
 # Estimates used to choose candidates quickly; the exact layout is measured
 # afterwards and always has the last word.
 BASE_OVERHEAD_SECTORS = 600

@@ -26,10 +26,14 @@ from typing import Any
 
 import pycdlib
 
+from exporter.disc_tools import restore
+
 MANIFEST = "manifest-sha256.txt"
 TAG_MANIFEST = "tagmanifest-sha256.txt"
 MANIFEST_JSON = "manifest.json"
 PAYLOAD = "data/"
+# The tag files whose damage the BagIt manifests alone would not show.
+TAGGED = (MANIFEST_JSON, MANIFEST)
 CHUNK = 4 * 1024 * 1024
 SECTOR = 2048
 
@@ -110,19 +114,48 @@ def _expectations(
     if expected is not None:
         return {p: (size, sha.lower()) for p, (size, sha) in expected.items()}, []
     problems = []
-    if read(MANIFEST_JSON) is None:
+    document = read(MANIFEST_JSON)
+    if document is None:
         problems.append(Problem(MANIFEST_JSON, "present", "missing"))
     data = read(MANIFEST)
     if data is None:
         return {}, [*problems, Problem(MANIFEST, "present", "missing")]
     entries, found = parse_manifest(data)
     problems += found
+    if document is not None:
+        problems += _described(document, entries)
     tags = read(TAG_MANIFEST)
-    if tags is not None:
+    if tags is None:
+        problems.append(Problem(TAG_MANIFEST, "present", "missing"))
+    else:
         tag_entries, found = parse_manifest(tags, TAG_MANIFEST)
         problems += found
+        problems += [Problem(TAG_MANIFEST, f"{n} listed", "not listed") for n in TAGGED if n not in tag_entries]
         entries.update(tag_entries)
     return entries, problems
+
+
+def _described(document: bytes, entries: Expected) -> list[Problem]:
+    """manifest.json checked against its schema (the restore tool's own check)
+    and against the payload manifest: every payload file it names is listed
+    there with the same sha256, every listed payload file is described, and
+    its size becomes part of what ``entries`` expects."""
+    try:
+        named = restore.payload_of(restore.load_manifest(document))
+    except restore.RestoreError as exc:
+        return [Problem(MANIFEST_JSON, "a manifest matching schema discsub-manifest v1", str(exc))]
+    problems = []
+    for path, (size, sha) in sorted(named.items()):
+        listed = entries.get(path)
+        if listed is None:
+            problems.append(Problem(path, f"listed in {MANIFEST} (it is in {MANIFEST_JSON})", "not listed"))
+        elif sha is not None and sha != listed[1]:
+            problems.append(Problem(path, f"sha256 {sha} ({MANIFEST_JSON})", f"sha256 {listed[1]} in {MANIFEST}"))
+        elif size is not None:
+            entries[path] = (size, listed[1])
+    for path in sorted(p for p in entries if p.startswith(PAYLOAD) and p not in named and not is_unsafe(p)):
+        problems.append(Problem(path, f"a file described by {MANIFEST_JSON}", f"only in {MANIFEST}"))
+    return problems
 
 
 def _compare(path: str, want: tuple[int | None, str], size: int, sha: str) -> list[Problem]:

@@ -34,6 +34,10 @@ is given, in disc order.
   with the right sha256 are kept.
 - Nothing is ever written outside FOLDER, whatever a disc holds: unsafe
   paths and symbolic links (on the disc or in FOLDER) are reported and skipped.
+- A disc whose manifest.json does not match its schema (a field of the wrong
+  kind, a number or list out of bounds, nesting too deep) is named with the
+  field and not used; payload files that manifest.json does not describe are
+  named and skipped.
 
 Exit status: 0 when every file was verified and is in place; 1 with one
 line per problem otherwise; 2 for a usage error.
@@ -68,6 +72,10 @@ O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _BAG_LINE = re.compile(r"([0-9a-fA-F]{64})[ \t]+\*?(.+)\Z")
 _WINDOWS_BAD = set('<>:"/\\|?*')
+# Bidirectional overrides and isolates make "gpj.exe" look like "exe.jpg": a name
+# holding one is not recreated (the disc's own name has U+FFFD there, as
+# exporter/names.py writes it), in a file name and an album name alike.
+_BIDI_CONTROLS = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 _WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {d + n for d in ("COM", "LPT") for n in "123456789¹²³"}
 _RESERVED_AT_ROOT = {STATE_DIR.casefold(), OLDER.casefold(), DELETED.casefold()}
 
@@ -93,7 +101,7 @@ def host_allows(name: object) -> bool:
     refused everywhere: they break shells, scripts and other tools."""
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
         return False
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if any(ord(c) < 32 or ord(c) == 127 or ord(c) in _BIDI_CONTROLS for c in name):
         return False
     try:
         encoded = name.encode("utf-8")
@@ -119,7 +127,7 @@ def portable(name: str, room: int = 230) -> str:
     """A name every system accepts, close to ``name`` (the last resort)."""
     text = "".join(
         "_" if ord(c) < 32 or ord(c) == 127 or c in _WINDOWS_BAD or 0xD800 <= ord(c) < 0xE000 else c
-        for c in nfc(str(name))
+        for c in nfc(str(name)).translate(dict.fromkeys(_BIDI_CONTROLS, "\ufffd"))
     ).strip(" .")
     if not text:
         text = "unnamed"
@@ -160,6 +168,227 @@ def quote(path: str) -> str:
     return f'"{path}"' if WINDOWS else shlex.quote(path)
 
 
+# --- manifest.json: its schema, checked before anything in it is used ----------------------
+# A disc can be crafted: a consistent tagmanifest proves nothing.  So every number,
+# list and string has a bound, and nothing is allocated from a number in the manifest.
+
+MAX_DISC = 1_000_000  # disc numbers of a series
+MAX_VERSION = 1_000_000  # versions of one item
+MAX_SEQ = 1 << 62  # change sequence numbers
+MAX_DISC_BYTES = 11_826_176 * SECTOR  # BD-R 25 GB, the largest medium: a file on one disc
+MAX_FILE_BYTES = 1 << 40  # a whole file (a split one spans discs)
+MAX_PARTS = 10_000  # parts of one split file
+MAX_ENTRIES = 10_000_000  # records in one list (files, changes, the catalog)
+MAX_ALBUMS, MAX_ALBUM_DEPTH = 1_000, 100
+MAX_ID, MAX_NAME, MAX_PATH, MAX_TEXT = 200, 4096, 32_768, 1_000_000  # characters
+MAX_JSON_DEPTH = 64  # ours nests 5 deep
+_HEX64_ANY = re.compile(r"[0-9a-fA-F]{64}\Z")
+# A string (to its end, even one left open: every match succeeds, so the scan is
+# linear), a bracket, or a run of 20 digits.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]|[0-9]{20,}', re.S)
+
+
+class SchemaError(RestoreError):
+    """manifest.json does not match its schema; the message names the field."""
+
+
+def _found(value: object) -> str:
+    if isinstance(value, (dict, list)):
+        return f"{'an object' if isinstance(value, dict) else 'a list'} of {len(value)}"
+    if isinstance(value, str) and len(value) > 60:
+        return f"a string of {len(value)} characters"
+    return "null" if value is None else repr(value)
+
+
+def _fail(where: str, expected: str, value: object):
+    raise SchemaError(f"{where}: expected {expected}, found {_found(value)}")
+
+
+def _int(lo: int, hi: int, null: bool = False):
+    def check(value, where):
+        if value is None and null:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            _fail(where, f"an integer from {lo} to {hi}" + (" or null" if null else ""), value)
+
+    return check
+
+
+def _str(hi: int, lo: int = 0, null: bool = False, pattern=None):
+    def check(value, where):
+        if value is None and null:
+            return
+        if not isinstance(value, str) or not lo <= len(value) <= hi or (pattern and not pattern.match(value)):
+            what = "a sha256 (64 hex digits)" if pattern else f"a string of {lo} to {hi} characters"
+            _fail(where, what + (" or null" if null else ""), value)
+
+    return check
+
+
+def _bool(value, where):
+    if not isinstance(value, bool):
+        _fail(where, "true or false", value)
+
+
+def _list(of, hi: int, null: bool = False):
+    def check(value, where):
+        if value is None and null:
+            return
+        if not isinstance(value, list) or len(value) > hi:
+            _fail(where, f"a list of at most {hi}" + (" or null" if null else ""), value)
+        for i, member in enumerate(value):
+            of(member, f"{where}[{i}]")
+
+    return check
+
+
+def _obj(required: dict, optional: dict):
+    """An object with ``required`` fields; ``optional`` ones are checked when
+    present, and unknown ones ignored (a later minor version may add some)."""
+
+    def check(value, where):
+        if not isinstance(value, dict):
+            _fail(where or "the document", "an object", value)
+        where = where + "." if where else ""
+        for key, field in required.items():
+            if key not in value:
+                raise SchemaError(f"{where}{key}: missing")
+            field(value[key], f"{where}{key}")
+        for key, field in optional.items():
+            if key in value:
+                field(value[key], f"{where}{key}")
+
+    return check
+
+
+def _map(of, hi: int):
+    def check(value, where):
+        if not isinstance(value, dict) or len(value) > hi:
+            _fail(where, f"an object of at most {hi} members", value)
+        for key, member in value.items():
+            if len(key) > MAX_ID:
+                _fail(f"{where} key", f"a string of at most {MAX_ID} characters", key)
+            of(member, f"{where}[{json.dumps(key)}]")
+
+    return check
+
+
+def _pair(first, second):
+    def check(value, where):
+        if not isinstance(value, list) or len(value) != 2:
+            _fail(where, "a list of 2", value)
+        first(value[0], f"{where}[0]")
+        second(value[1], f"{where}[1]")
+
+    return check
+
+
+def _schema():
+    disc_no, null_disc = _int(1, MAX_DISC), _int(1, MAX_DISC, null=True)
+    version, item, name, text = _int(1, MAX_VERSION), _str(MAX_ID, 1), _str(MAX_NAME), _str(MAX_TEXT, null=True)
+    path, null_path, paths = _str(MAX_PATH, 1), _str(MAX_PATH, 1, null=True), _list(_str(MAX_PATH, 1), MAX_ALBUMS)
+    sha, date = _str(64, 64, pattern=_HEX64_ANY), _str(64, null=True)
+    albums = _list(_list(_str(MAX_NAME), MAX_ALBUM_DEPTH), MAX_ALBUMS)
+    about = {"item": item, "version": version, "original_name": name, "albums": albums}
+    extra = {"title": text, "caption": text, "captured_at": date, "uploaded_at": date, "content_type": text}
+    extra.update(links=paths, sidecar=null_path, sidecar_links=paths, change=_str(32, null=True))
+    extra.update(previous_disc=null_disc, thumbnail=null_path)
+    a_file = _obj({**about, "path": path, "size": _int(0, MAX_DISC_BYTES), "sha256": sha}, extra)
+    edited = _obj(about, {**extra, "disc": null_disc, "path": null_path})
+    part = {"number": _int(1, MAX_PARTS), "offset": _int(0, MAX_FILE_BYTES), "size": _int(0, MAX_DISC_BYTES)}
+    a_part = _obj({**part, "count": _int(1, MAX_PARTS), "path": path, "sha256": sha}, {})
+    part_of = _obj({**part, "sha256": sha}, {"disc": null_disc, "path": null_path})
+    split = _obj(
+        {**about, "path": path, "size": _int(0, MAX_FILE_BYTES), "sha256": sha, "part": a_part},
+        {**extra, "completes": _bool, "parts": _list(part_of, MAX_PARTS)},
+    )
+    catalog = {"disc": null_disc, "version": _int(1, MAX_VERSION, True), "path": null_path, "original_name": name}
+    catalog.update(albums=albums, deleted=_bool, parts=_list(_pair(null_disc, null_path), MAX_PARTS))
+    deleted = _obj({"item": item}, {"original_name": name, "last_disc": null_disc, "version": catalog["version"]})
+    new_version = _obj({"item": item}, {"version": version, "previous_disc": null_disc, "previous_version": version})
+    changes = _obj(
+        {},
+        {
+            "added": _list(item, MAX_ENTRIES),
+            "new_version": _list(new_version, MAX_ENTRIES),
+            "edited": _list(edited, MAX_ENTRIES),
+            "deleted": _list(deleted, MAX_ENTRIES),
+        },
+    )
+    disc = _obj(
+        {"number": disc_no, "series": item},
+        {
+            **{"layout_version": _int(1, 1000), "first_change": _int(0, MAX_SEQ), "last_change": _int(0, MAX_SEQ)},
+            **{"subscriber": text, "medium": _str(32), "planned_at": date, "volume_id": _str(32)},
+            "captured": _obj({}, {"first": date, "last": date}),
+        },
+    )
+    held = _obj({}, {"item": _str(MAX_ID, null=True), "original_name": _str(MAX_NAME, null=True), "reason": text})
+    return _obj(
+        {
+            "disc": disc,
+            "files": _list(a_file, MAX_ENTRIES),
+            "changes": changes,
+            "held_back": _list(held, MAX_ENTRIES),
+            "catalog": _map(_obj({}, catalog), MAX_ENTRIES),
+        },
+        {"parts": _list(split, MAX_ENTRIES)},
+    )
+
+
+_MANIFEST = _schema()
+
+
+def load_manifest(raw: bytes) -> dict:
+    """manifest.json's document, checked against the schema before anything
+    uses it: nesting and numbers are scanned in the raw bytes before parsing,
+    then every field.  Raises :class:`RestoreError` (:class:`SchemaError`
+    naming the field for a document that does not match)."""
+    if len(raw) > SMALL_LIMIT:
+        raise SchemaError(f"expected at most {SMALL_LIMIT} bytes, found {len(raw)}")
+    depth = 0
+    for token in _JSON_TOKEN.finditer(raw):
+        c = raw[token.start()]
+        if c in b"[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise SchemaError(f"expected at most {MAX_JSON_DEPTH} levels of nesting, found more")
+        elif c in b"]}":
+            depth -= 1
+        elif c != 0x22:  # 20 digits or more: no field holds one, and Python 3.8 parses a long one slowly
+            digits = token.end() - token.start()
+            raise SchemaError(f"expected numbers of at most 19 digits, found {digits}")
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_constant=lambda name: _fail("a number", "a finite number", name))
+    except (ValueError, RecursionError) as exc:
+        raise RestoreError(f"manifest.json is not readable JSON ({str(exc)[:200]})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise RestoreError("manifest.json is not a Discsub manifest")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise RestoreError(
+            f"manifest version {_found(doc.get('schema_version'))}; this restore.py reads version "
+            f"{SCHEMA_VERSION}: use the restore.py of the newest disc"
+        )
+    _MANIFEST(doc, "")
+    return doc
+
+
+def payload_of(doc: dict) -> dict:
+    """path -> (size or None, sha256 or None) of every payload file a checked
+    manifest.json names: the files and their links, parts, and sidecars."""
+    named = {}
+    for f in doc["files"]:
+        for path in [f["path"], *f.get("links", [])]:
+            named[path] = (f["size"], f["sha256"].lower())
+    for p in doc.get("parts", []):
+        named[p["part"]["path"]] = (p["part"]["size"], p["part"]["sha256"].lower())
+    for r in doc["files"] + doc["changes"].get("edited", []) + doc.get("parts", []):
+        for path in [r.get("sidecar"), *r.get("sidecar_links", [])]:
+            if path is not None:
+                named.setdefault(path, (None, None))
+    return named
+
+
 # --- reading a disc: an ISO 9660 image (through its Rock Ridge names) or a folder ----------
 
 
@@ -185,6 +414,9 @@ class IsoImage(_Source):
     def __init__(self, path: str):
         self.path = path
         self.fh = open(path, "rb")
+        # Directories read so far: in a real image they never overlap, so never
+        # more than the image (a crafted one could make each folder claim it all).
+        self._budget = os.fstat(self.fh.fileno()).st_size
         self.entries = {}  # path -> ("file", [(offset, length), ...]) | ("dir" | "link" | "odd", None)
         self._skip, self._rock_ridge, self._visited = 0, False, set()
         self._walk(self._root(), "", 0)
@@ -223,6 +455,9 @@ class IsoImage(_Source):
 
     def _records(self, directory: dict):
         data = self._read(directory["lba"] * SECTOR, min(directory["len"], 64 * 1024 * 1024))
+        self._budget -= len(data)
+        if self._budget < 0:
+            raise RestoreError(f"{self.path}: a damaged directory tree (its folders are larger than the image)")
         pos, first = 0, True
         while pos < len(data):
             n = data[pos]
@@ -368,24 +603,23 @@ class Disc:
             if data is not None and name in tags and hashlib.sha256(data).hexdigest() != tags[name]:
                 raise RestoreError(f"{path}: {name} is damaged (its sha256 differs from tagmanifest-sha256.txt)")
         try:
-            doc = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:
-            raise RestoreError(f"{path}: manifest.json is not readable JSON ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-            raise RestoreError(f"{path}: manifest.json is not a Discsub manifest")
-        if doc.get("schema_version") != SCHEMA_VERSION:
+            doc = load_manifest(raw)
+        except SchemaError as exc:
             raise RestoreError(
-                f"{path}: manifest version {doc.get('schema_version')!r}; this restore.py reads version "
-                f"{SCHEMA_VERSION}: use the restore.py of the newest disc"
-            )
-        disc = _dict(doc.get("disc"))
-        self.number, self.series = disc.get("number"), disc.get("series")
-        if not isinstance(self.number, int) or self.number < 1 or not isinstance(self.series, str):
-            raise RestoreError(f"{path}: manifest.json does not say which disc of which series this is")
+                f"{path}: manifest.json does not match its schema: {exc}: nothing restored from it"
+            ) from None
+        except RestoreError as exc:
+            raise RestoreError(f"{path}: {exc}") from None
+        self.number, self.series = doc["disc"]["number"], doc["disc"]["series"]
         self.digest = hashlib.sha256(raw).hexdigest()
         self.bag = parse_bag_manifest(bag) if bag is not None else None
         if self.bag is None:
             self.problems.append(f"disc {self.number}: manifest-sha256.txt is missing")
+        if "manifest.json" not in tags:
+            self.problems.append(f"disc {self.number}: tagmanifest-sha256.txt does not list manifest.json")
+        named = payload_of(doc)
+        for extra in sorted(p for p in self.bag or () if p.startswith("data/") and p not in named):
+            self.problems.append(f"disc {self.number}: {extra}: in manifest-sha256.txt, not in manifest.json: skipped")
         changes = _dict(doc.get("changes"))
         self.files = [f for f in (self._entry(e, "file") for e in _list(doc.get("files"))) if f]
         self.edited = [f for f in (self._entry(e, "edit") for e in _list(changes.get("edited"))) if f]
@@ -716,15 +950,16 @@ def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
-def _candidates(names: list):
+def _candidates(names: list, start: int = 2):
+    """(0, name) for each usable name, then (n, "name (n)") from ``start``."""
     seen = []
     for name in names:
         if name and host_allows(name) and name not in seen:
             seen.append(name)
-            yield name
+            yield 0, name
     base = seen[0] if seen else "unnamed"
-    for n in range(2, 100000):
-        yield numbered(base, n) if host_allows(numbered(base, n)) else numbered(portable(base, 200), n)
+    for n in range(start, start + 100000):
+        yield n, numbered(base, n) if host_allows(numbered(base, n)) else numbered(portable(base, 200), n)
 
 
 class Namer:
@@ -739,6 +974,22 @@ class Namer:
         for rel, f in state["files"].items():
             self.owner.setdefault(fold(rel), ["file", f["item"]])
         self.dir_owner = {fold(rel): album for album, rel in state["dirs"].items()}
+        # Within one run a path only ever becomes taken: each numbered series
+        # goes on from where it stopped (linear, however many share a name).
+        self.next_number = {}
+        self.roles_of = {}
+        for role in state["names"]:
+            self.roles_of.setdefault(json.loads(role)[0], set()).add(role)
+
+    def _choose(self, parent: str, names: list, free) -> str:
+        key = json.dumps([fold(parent), names])
+        for n, cand in _candidates(names, self.next_number.get(key, 2)):
+            rel = _join(parent, cand)
+            if free(cand, rel):
+                if n:
+                    self.next_number[key] = n + 1
+                return rel
+        return rel
 
     def _free(self, rel: str, role: str, item: str, ours: bool) -> bool:
         key = fold(rel)
@@ -755,11 +1006,12 @@ class Namer:
             key = json.dumps(album[: i + 1])
             rel = self.journal.state["dirs"].get(key)
             if rel is None:
-                for cand in _candidates([nfc(name), safe[i] if safe else None, portable(name)]):
-                    rel = _join(parent, cand)
+
+                def free(cand, rel, key=key, parent=parent):
                     taken = self.dir_owner.get(fold(rel), key) != key or fold(rel) in self.owner
-                    if not taken and (parent or fold(cand) not in _RESERVED_AT_ROOT):
-                        break
+                    return not taken and (parent or fold(cand) not in _RESERVED_AT_ROOT)
+
+                rel = self._choose(parent, [nfc(name), safe[i] if safe else None, portable(name)], free)
                 self.dir_owner[fold(rel)] = key
                 self.journal.log("dir", key, rel)
             parent = rel
@@ -770,23 +1022,22 @@ class Namer:
         role = json.dumps([item, what, which])
         rel = self.journal.state["names"].get(role)
         if rel is None:
-            for cand in _candidates(names):
-                rel = _join(parent, cand)
-                if self._free(rel, role, item, what in ("old", "del")):
-                    break
+            rel = self._choose(parent, names, lambda cand, rel: self._free(rel, role, item, what in ("old", "del")))
             self.owner[fold(rel)] = role
             self.journal.log("name", role, rel)
+            self.roles_of.setdefault(item, set()).add(role)
         return role, rel
 
     def release_others(self, item: str, roles: set) -> None:
-        files = self.journal.state["files"]
-        for role, rel in list(self.journal.state["names"].items()):
-            if json.loads(role)[0] == item and role not in roles:
-                self.journal.log("name", role, None)
-                if rel in files:
-                    self.owner[fold(rel)] = ["file", files[rel]["item"]]
-                else:
-                    self.owner.pop(fold(rel), None)
+        files, names = self.journal.state["files"], self.journal.state["names"]
+        for role in sorted(self.roles_of.get(item, set()) - roles):
+            rel = names[role]
+            self.roles_of[item].discard(role)
+            self.journal.log("name", role, None)
+            if rel in files:
+                self.owner[fold(rel)] = ["file", files[rel]["item"]]
+            else:
+                self.owner.pop(fold(rel), None)
 
 
 class Want:
@@ -1105,10 +1356,11 @@ class Executor:
 class Report:
     def __init__(self, out, err, dry_run: bool):
         self.out, self.err, self.dry = out, err, dry_run
-        self.problems, self.notes, self.counts, self.journal = [], [], {}, None
+        self.problems, self.notes, self.counts, self.journal, self.seen = [], [], {}, None, set()
 
     def problem(self, text: str) -> None:
-        if text not in self.problems:
+        if text not in self.seen:
+            self.seen.add(text)
             self.problems.append(text)
 
     def note(self, text: str) -> None:
@@ -1154,6 +1406,17 @@ def restore(paths, into, apply_deletions=False, dry_run=False, require_all=False
     return 1 if report.problems else 0
 
 
+def missing_runs(known: set, last: int) -> list:
+    """(first, last) of each run of disc numbers up to ``last`` not in ``known``:
+    as long as ``known``, whatever ``last`` is."""
+    runs, after = [], 0
+    for number in sorted(n for n in known if n <= last) + [last + 1]:
+        if number > after + 1:
+            runs.append((after + 1, number - 1))
+        after = number
+    return runs
+
+
 def _restore(paths, into, apply_deletions, require_all, report) -> None:
     discs = {}
     for path in paths:
@@ -1162,7 +1425,8 @@ def _restore(paths, into, apply_deletions, require_all, report) -> None:
         except (RestoreError, OSError) as exc:
             report.problem(str(exc) if isinstance(exc, RestoreError) else f"{path}: cannot read it ({exc})")
             continue
-        report.problems.extend(p for p in disc.problems if p not in report.problems)
+        for text in disc.problems:
+            report.problem(text)
         report.notes.extend(disc.notes)
         discs.setdefault(disc.number, []).append(disc)  # the same disc twice: a second source
     series = sorted({d.series for copies in discs.values() for d in copies})
@@ -1188,9 +1452,9 @@ def _restore(paths, into, apply_deletions, require_all, report) -> None:
         refs |= fold_disc(items, discs[number][0], scope)
     join_splits(items, scope)
     known = set(discs) | {int(n) for n in state["discs"]}
-    missing = [n for n in range(1, max(known | refs) + 1) if n not in known]
-    for number in missing:
-        report.problem(f"disc {number} is missing")
+    missing = missing_runs(known, max(known | refs))
+    for first, last in missing:
+        report.problem(f"disc {first} is missing" if first == last else f"discs {first} to {last} are missing")
     if missing and require_all:
         raise RestoreError("--require-all: nothing restored while a disc is missing")
     journal.log("series", value=series[0])
@@ -1200,6 +1464,10 @@ def _restore(paths, into, apply_deletions, require_all, report) -> None:
     executor = Executor(target, journal, discs, report, progress)
     executor.run(wants, scope)
     progress.finish()
+    files_of = {}
+    for want in wants:
+        if want.kind == "file":
+            files_of.setdefault(want.item, []).append(want.rel)
     for item in order:
         rec = items[item]
         for text in item_problems[item]:
@@ -1208,7 +1476,7 @@ def _restore(paths, into, apply_deletions, require_all, report) -> None:
         if rec["deleted"] and (apply_deletions or rec["deletion_applied"]):
             rec["deletion_applied"] = rec["deletion_applied"] or rec["complete"]
         elif rec["deleted"]:
-            where = ", ".join(w.rel for w in wants if w.item == item and w.kind == "file") or repr(rec["name"])
+            where = ", ".join(files_of.get(item, ())) or repr(rec["name"])
             report.note(f"deleted on disc {rec['deleted']}: {where} (kept; --apply-deletions moves it to {DELETED!r})")
         journal.log("item", item, rec)
     for number in sorted(discs):

@@ -9,7 +9,8 @@ import time_machine
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
-from exporter import build, library
+from exporter import build, library, planning
+from exporter.disc_tools import restore
 from exporter.media import Medium
 from exporter.models import DiscEntry, DiscEvent, DiscStatus, ItemIssue
 from exporter.planning import plan_next_disc
@@ -24,6 +25,25 @@ def planned_disc(owner, files=3):
     for n in range(files):
         add_file(owner, f"IMG_{n}.jpg", jpeg_bytes(color=(n * 40 % 255, 10, 10)), albums=[album])
     return plan_next_disc(owner, allow_partial=True)
+
+
+# The restore.py that discs of layout 1 carry.  Discs already shipped are rebuilt
+# years later and must come out byte-identical (DESIGN §2.6): a change to the
+# tool goes into a new layout version, and this file stays as it is.
+LAYOUT_1_RESTORE_PY_SHA256 = "9ee41232e59db977ba3479fc865ae5b37437c71c318813248ad70ffafdc3ce6d"
+
+
+def test_a_disc_carries_the_restore_tool_of_its_layout_version(alice, monkeypatch):
+    monkeypatch.setattr(planning, "LAYOUT_VERSION", 1)
+    old = build.build_disc(planned_disc(alice).pk)
+    monkeypatch.undo()
+    new = build.build_disc(planned_disc(alice).pk)
+    assert (old.status, new.status) == (DiscStatus.VERIFIED, DiscStatus.VERIFIED)
+    assert (old.layout_version, new.layout_version) == (1, planning.LAYOUT_VERSION) and planning.LAYOUT_VERSION > 1
+    tools = {d.layout_version: restore.IsoImage(str(build.image_path(d))).read_small("restore.py") for d in (old, new)}
+    assert hashlib.sha256(tools[1]).hexdigest() == LAYOUT_1_RESTORE_PY_SHA256
+    with open(restore.__file__, "rb") as fh:
+        assert tools[planning.LAYOUT_VERSION] == fh.read()
 
 
 def test_a_planned_disc_is_built_verified_and_recorded(alice):
@@ -67,7 +87,7 @@ def test_a_source_checksum_mismatch_holds_the_item_back_and_flags_it(alice):
     built = build.build_disc(disc.pk)
     assert built.status == DiscStatus.VERIFIED
     bad.refresh_from_db()
-    assert bad.held_back and "sha256" in bad.held_reason
+    assert bad.held_back and "did not match the checksum recorded when it was uploaded" in bad.held_reason
     issue = ItemIssue.objects.get(item=bad.item)
     assert issue.kind == ItemIssue.Kind.CHECKSUM_MISMATCH
     # The other items are on the disc; the bad one is not.

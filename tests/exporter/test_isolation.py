@@ -19,6 +19,7 @@ from django.urls import reverse
 from PIL import Image, ImageOps
 
 from exporter import build, library, scheduling, status, thumbnails
+from exporter.held_back import reason_for_people
 from exporter.models import (
     Change,
     Disc,
@@ -281,6 +282,6 @@ def test_a_build_that_cannot_read_an_item_holds_it_back_and_makes_the_disc_of_th
     assert built.status == DiscStatus.VERIFIED
     assert carried_names(alice) == {"keep.jpg"}
     entry = DiscEntry.objects.get(disc=disc, item=lost)
-    assert entry.held_back and "unreadable source" in entry.held_reason
+    assert entry.held_back and entry.held_reason == reason_for_people(ItemIssue.Kind.UNREADABLE)
     assert ItemIssue.objects.get(item=lost).kind == ItemIssue.Kind.UNREADABLE
     assert not ItemIssue.objects.filter(item=keep).exists()

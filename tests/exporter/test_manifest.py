@@ -179,7 +179,7 @@ def test_held_back_items_are_listed_and_left_out_of_files_and_catalog(alice):
     assert [f["item"] for f in document["files"]] == [uid(good)]
     assert list(document["catalog"]) == [uid(good)]
     [held] = document["held_back"]
-    assert held["item"] == uid(bad) and held["original_name"] == "bad.jpg" and "sha256" in held["reason"]
+    assert held["item"] == uid(bad) and held["original_name"] == "bad.jpg" and "checksum" in held["reason"]
 
 
 def test_planning_and_building_give_the_same_bytes(alice, monkeypatch):

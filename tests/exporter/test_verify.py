@@ -33,13 +33,25 @@ def payload() -> list[DiscFile]:
     return files
 
 
+def manifest_document(files: list[DiscFile]) -> bytes:
+    """A manifest.json describing ``files`` (each its own item, in no album)."""
+    described = [
+        {"item": f"i{n}", "version": 1, "original_name": f.path.rsplit("/", 1)[-1], "albums": [], "path": f.path}
+        | {"links": list(f.links), "size": f.size, "sha256": f.sha256}
+        for n, f in enumerate(files)
+    ]
+    document = {"schema": "discsub-manifest", "schema_version": 1, "disc": {"number": 1, "series": "discsub-1"}}
+    document |= {"files": described, "changes": {}, "held_back": [], "catalog": {}}
+    return json.dumps(document).encode()
+
+
 def disc_files(files: list[DiscFile], manifest_bytes: bytes | None = None) -> list[DiscFile]:
     listing = manifest_bytes if manifest_bytes is not None else manifest.payload_manifest(files)
-    return [
-        *files,
-        DiscFile.from_bytes("manifest.json", json.dumps({"files": [f.path for f in files]}).encode()),
+    tags = [
+        DiscFile.from_bytes("manifest.json", manifest_document(files)),
         DiscFile.from_bytes("manifest-sha256.txt", listing),
     ]
+    return [*files, *tags, DiscFile.from_bytes("tagmanifest-sha256.txt", manifest.payload_manifest(tags))]
 
 
 def expected(files: list[DiscFile]) -> dict[str, tuple[int, str]]:
@@ -75,14 +87,14 @@ def test_a_good_image_verifies_against_what_we_expect(image):
     files = disc_files(payload())
     result = verify_image(image, expected(files))
     assert result.ok, result.problems
-    assert result.files_checked == len(expected(files)) == 8
+    assert result.files_checked == len(expected(files)) == 9
     assert result.image_sha256 == hashlib.sha256(image.read_bytes()).hexdigest()
 
 
 def test_a_good_image_verifies_against_its_own_manifest(image):
     result = verify_image(image)
     assert result.ok, result.problems
-    assert result.files_checked == 6  # the payload paths, hard links included
+    assert result.files_checked == 8  # the payload paths, hard links included, and the two tagged files
 
 
 def test_a_flipped_byte_is_reported_naming_the_file(image):
@@ -188,7 +200,7 @@ def test_a_folder_extracted_with_7z_verifies(image, tmp_path):
     assert out.returncode == 0, out.stderr
     result = verify_folder(tmp_path / "x")
     assert result.ok, result.problems
-    assert result.files_checked == 6 and result.image_sha256 == ""
+    assert result.files_checked == 8 and result.image_sha256 == ""
     assert verify_folder(tmp_path / "x", expected(disc_files(payload()))).ok
 
 
@@ -202,7 +214,7 @@ def test_a_folder_with_a_changed_missing_or_extra_file_is_reported(tmp_path):
     result = verify_folder(tmp_path)
     assert sorted((p.path, p.found) for p in result.problems) == [
         ("data/B/shared.jpg", "none"),
-        ("data/Été/Café.jpg", f"sha256 {hashlib.sha256(b'changed').hexdigest()}"),
+        ("data/Été/Café.jpg", "7 bytes"),  # manifest.json says how large it is
         ("data/Été/stray.jpg", "an extra file"),
     ]
 
@@ -233,12 +245,12 @@ def test_a_folder_is_never_read_outside(tmp_path):
         ).encode()
     )
     (folder / "manifest-sha256.txt").write_bytes(lines)
-    (folder / "manifest.json").write_text("{}")
+    (folder / "manifest.json").write_bytes(manifest_document(files))
     result = verify_folder(folder)
-    assert sorted(p.path for p in result.problems) == sorted(
-        ["../secret.txt", str(outside), "data/../../secret.txt", "data/link.txt"]
-    )
-    assert all(p.found == "an unsafe path (not read)" for p in result.problems)
+    unsafe = [p.path for p in result.problems if p.found == "an unsafe path (not read)"]
+    assert sorted(unsafe) == sorted(["../secret.txt", str(outside), "data/../../secret.txt", "data/link.txt"])
+    others = {(p.path, p.found) for p in result.problems if p.found != "an unsafe path (not read)"}
+    assert others == {("data/link.txt", "only in manifest-sha256.txt"), ("tagmanifest-sha256.txt", "missing")}
 
 
 def test_a_missing_folder_is_a_clear_problem(tmp_path):
