@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from exporter import cleanup, contents, fulfillment, iso, isomd5, par2, storage, verify, workers
+from exporter import cleanup, contents, failures, fulfillment, iso, isomd5, par2, storage, verify, workers
 from exporter.errors import IllegalTransition, SourceMismatch, StorageUnavailable
 from exporter.held_back import reason_for_people
 from exporter.layout import DiscFile
@@ -96,14 +96,16 @@ def _fail(disc: Disc, reason: str, *, now: dt.datetime | None = None, permanent:
             pk=disc.pk, status__in=[DiscStatus.BUILDING, DiscStatus.BUILT], leased_by=disc.leased_by
         ).update(
             status=DiscStatus.FAILED,
-            last_error=reason[:4000],
+            # Staff pages show it: the full text, paths and all, goes to the log only.
+            last_error=failures.without_paths(reason, limit=4000),
             failure_permanent=permanent,
             next_attempt_at=None if permanent else now + backoff,
             leased_by="",
             lease_expires_at=None,
         )
         if moved:
-            _event(disc, disc.status, DiscStatus.FAILED, note=("permanent: " if permanent else "") + reason)
+            note = ("permanent: " if permanent else "") + failures.without_paths(reason, limit=4000)
+            _event(disc, disc.status, DiscStatus.FAILED, note=note)
     disc.refresh_from_db()
     log.warning("disc %s failed%s: %s", disc.pk, " permanently" if permanent else "", reason)
     return disc

@@ -65,6 +65,13 @@ def describe(exc: BaseException, hide: Iterable[str] = ()) -> tuple[str, str]:
         text = exc.strerror  # the words without the file name
     else:
         text = str(exc)
+    return error_name(exc), without_paths(text, hide, limit=MESSAGE_CHARS) or "no details given"
+
+
+def without_paths(text: str, hide: Iterable[str] = (), *, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` on one line of at most ``limit`` characters, with the ``hide``
+    strings (storage names), the data folders and every absolute path taken
+    out: what a page, an email or a disc may show of an error."""
     for secret in sorted({h for h in hide if h}, key=len, reverse=True):
         text = text.replace(secret, "(a stored file)")
     roots = [str(getattr(settings, name, "") or "") for name in ("DATA_DIR", "MEDIA_ROOT", "IMAGES_DIR", "BUILD_DIR")]
@@ -72,9 +79,9 @@ def describe(exc: BaseException, hide: Iterable[str] = ()) -> tuple[str, str]:
         text = text.replace(root, "(the data folder)")
     text = _PATH.sub("(a path)", text)
     text = " ".join(text.split())
-    if len(text) > MESSAGE_CHARS:
-        text = text[: MESSAGE_CHARS - 1] + "…"
-    return error_name(exc), text or "no details given"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
 
 
 # --- items -------------------------------------------------------------------------

@@ -147,6 +147,10 @@ def test_a_full_data_disk_fails_the_build_cleanly_and_a_later_retry_works(alice,
     failed = build.build_disc(disc.pk)
     assert failed.status == DiscStatus.FAILED
     assert "full" in failed.last_error
+    # Staff pages show the reason: no path of this machine in it, nor in the event.
+    notes = " ".join(DiscEvent.objects.filter(disc=disc).values_list("note", flat=True))
+    assert str(mount) not in failed.last_error and str(mount) not in notes
+    assert "/" not in failed.last_error, failed.last_error
     assert failed.next_attempt_at is not None
     # No half image, no temporary file, nothing else changed.
     assert [p for p in mount.rglob("*") if p.is_file()] == []
@@ -158,3 +162,18 @@ def test_a_full_data_disk_fails_the_build_cleanly_and_a_later_retry_works(alice,
         retried = build.build_disc(disc.pk)
     assert retried.status == DiscStatus.VERIFIED
     assert retried.attempts == 2
+
+
+def test_a_failed_build_tells_staff_why_without_naming_paths_of_this_machine(alice, settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    settings.IMAGES_DIR = blocker / "images"
+    disc = planned_disc(alice)
+    with pytest.raises(NotADirectoryError):  # an unexpected error: recorded, then raised for the task's retry
+        build.build_disc(disc.pk)
+    failed = type(disc).objects.get(pk=disc.pk)
+    assert failed.status == DiscStatus.FAILED
+    assert "Not a directory" in failed.last_error
+    notes = " ".join(DiscEvent.objects.filter(disc=failed).values_list("note", flat=True))
+    assert str(tmp_path) not in failed.last_error + notes
+    assert "(a path)" in failed.last_error
