@@ -130,6 +130,24 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says storage or this machine failed, not the object's
+    bytes: storage refused, timed out or broke off (the transfers
+    :func:`_stage_one` retries and then calls "unavailable"), or the data disk
+    is full.  A missing object, or a local file that cannot be read (a folder
+    where the file was, EIO from its disk), is the object's own trouble."""
+    if isinstance(exc, StorageUnavailable):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if is_missing(exc) or exc.__class__.__name__ == "FlexibleChecksumError":
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # sockets
+        return True
+    remote = tuple(e for e in _transient_errors() if e is not OSError)
+    return isinstance(exc, remote)
+
+
 def is_missing(exc: BaseException) -> bool:
     """True when ``exc`` says the object does not exist."""
     response = getattr(exc, "response", None)
