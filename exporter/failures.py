@@ -231,6 +231,18 @@ def subscriber_succeeded(owner_id: int, now: dt.datetime) -> None:
     )
 
 
+def settle_subscribers(due_owner_ids, now: dt.datetime) -> int:
+    """Close the records of failed passes whose subscriber is no longer due
+    (``due_owner_ids``: a query of the owners that are): paused, cancelled
+    with the final disc planned, or no longer asking to ship now.  No later
+    pass would run to close them.  One statement."""
+    return (
+        ExportFailure.objects.filter(version__isnull=True, resolved_at__isnull=True)
+        .exclude(owner_id__in=due_owner_ids)
+        .update(resolved_at=now, resolution="the subscription is no longer due")
+    )
+
+
 def failing_subscribers() -> dict[int, dt.datetime | None]:
     """owner id -> when their pass may be tried again, for every subscriber
     whose last pass failed.  One query."""

@@ -31,6 +31,7 @@ from exporter.models import (
     JobRun,
     Resolution,
     Subscription,
+    SubscriptionStatus,
 )
 from tests.conftest import address
 from tests.exporter.test_scheduling import build_queue  # noqa: F401  (the fixture)
@@ -344,3 +345,24 @@ def test_quick_failures_hold_nothing_back_until_they_span_the_minimum_time(alice
     failure.refresh_from_db()
     assert (failure.failures, failure.held_back_at) == (5, T0 + dt.timedelta(minutes=60))
     assert ItemIssue.objects.get(item=broken).kind == ItemIssue.Kind.UNREADABLE
+
+
+@pytest.mark.parametrize("stops", ["paused", "cancelled and done"])
+def test_a_failed_pass_is_closed_when_the_subscription_stops_being_due(alice, clock, stops):
+    item = add_file(alice, "moved.jpg", jpeg_bytes())
+    thumbnails.ensure_for_version(item.current_version)
+    type(item.current_version).objects.filter(pk=item.current_version.pk).update(storage_name="../../outside/x.jpg")
+    due_now(alice)
+    scheduling.run_due(T0, queue_builds=False)
+    failure = ExportFailure.objects.get(owner=alice, version__isnull=True, resolved_at__isnull=True)
+
+    if stops == "paused":
+        Subscription.objects.filter(user=alice).update(status=SubscriptionStatus.PAUSED)
+    else:
+        Subscription.objects.filter(user=alice).update(status=SubscriptionStatus.CANCELLED, final_disc_planned_at=T0)
+    later = T0 + dt.timedelta(hours=1)
+    scheduling.run_due(later, queue_builds=False)
+
+    failure.refresh_from_db()
+    assert failure.resolved_at == later and failure.resolution == "the subscription is no longer due"
+    assert status.export_failures() == []
