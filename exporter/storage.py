@@ -32,7 +32,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage, storages
 
-from exporter.errors import SourceMismatch, StorageUnavailable
+from exporter.errors import MISMATCH, MISSING, UNREADABLE, SourceMismatch, StorageUnavailable
 from exporter.models import Disc, DiscStatus
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def _fetch(storage: Storage, source: Source, dest: Path) -> None:
 
 def _stage_one(storage: Storage, source: Source, dest: Path, attempts: int) -> tuple[str, str] | None:
     """Download one source, retrying.  None when ``dest`` holds it; else
-    ``("missing" | "corrupt" | "unavailable", reason)``."""
+    ``("missing" | "corrupt" | "unreadable" | "unavailable", reason)``."""
     transient = _transient_errors()
     outcome = ("unavailable", "no attempt made")
     for attempt in range(attempts):
@@ -250,9 +250,10 @@ def stage_sources(sources: Iterable[Source], folder: Path, *, storage: Storage |
     down = [reason for kind, reason in filter(None, outcomes.values()) if kind == "unavailable"]
     if down:
         raise StorageUnavailable(f"object storage failed for {len(down)} source(s): {down[0]}")
-    problems = {s.item_id if s.item_id is not None else s.storage_name: o[1] for s, o in outcomes.items() if o}
-    if problems:
-        raise SourceMismatch(problems)
+    kind_of = {"missing": MISSING, "corrupt": MISMATCH, "unreadable": UNREADABLE}
+    bad = {s.item_id if s.item_id is not None else s.storage_name: o for s, o in outcomes.items() if o}
+    if bad:
+        raise SourceMismatch({k: o[1] for k, o in bad.items()}, {k: kind_of[o[0]] for k, o in bad.items()})
     return places
 
 

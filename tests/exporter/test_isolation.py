@@ -366,3 +366,22 @@ def test_a_failed_pass_is_closed_when_the_subscription_stops_being_due(alice, cl
     failure.refresh_from_db()
     assert failure.resolved_at == later and failure.resolution == "the subscription is no longer due"
     assert status.export_failures() == []
+
+
+def test_a_path_saying_missing_does_not_make_an_unreadable_item_a_missing_one(alice, clock, settings):
+    # This test's data folder is named after it, so a reason that quotes a
+    # path says "missing": the kind must come from what failed, not from words.
+    assert "missing" in str(settings.MEDIA_ROOT)
+    add_file(alice, "keep.jpg", jpeg_bytes(color=(1, 2, 3)))
+    looped = add_file(alice, "looped.jpg", jpeg_bytes(color=(3, 2, 1)))
+    due_now(alice)
+    scheduling.run_due(T0, queue_builds=False)
+    (disc,) = Disc.objects.filter(owner=alice)
+    path = default_storage.path(looped.current_version.storage_name)
+    os.unlink(path)
+    os.symlink(path, path)  # a link to itself: every open or stat fails with ELOOP, naming the path
+
+    built = build.build_disc(disc.pk)
+
+    assert built.status == DiscStatus.VERIFIED and carried_names(alice) == {"keep.jpg"}
+    assert ItemIssue.objects.get(item=looped).kind == ItemIssue.Kind.UNREADABLE
