@@ -293,10 +293,17 @@ def current_versions(owner_id: int | None = None):
 
 
 def make_missing(versions: Iterable[ItemVersion]) -> tuple[int, int]:
-    """Make the thumbnails ``versions`` lack.  Returns (made or found, placeholders)."""
+    """Make the thumbnails ``versions`` lack.  Returns (made or found,
+    placeholders).  A version the decoder timed out or died on twice is
+    logged and left for later (the planner tries it again)."""
     made = placeholders = 0
     for version in versions:
-        if ensure_for_version(version) is None:
+        try:
+            thumb = ensure_for_version(version)
+        except DecoderFailed as exc:
+            log.warning("no thumbnail yet for version %s: %s", version.pk, exc)
+            continue
+        if thumb is None:
             placeholders += 1
         else:
             made += 1
