@@ -305,6 +305,9 @@ DISCSUB_MAX_BUILD_ATTEMPTS = env_int("DISCSUB_MAX_BUILD_ATTEMPTS", 8)
 # in a row is held back (an ItemIssue for staff); the rest of its
 # subscriber's library goes on without it from its first failure.
 DISCSUB_ITEM_MAX_FAILURES = env_int("DISCSUB_ITEM_MAX_FAILURES", 3)
+# ... and only once its failures span at least this many minutes (three
+# quick passes during a short outage hold nothing back).
+DISCSUB_ITEM_HOLD_AFTER_MINUTES = env_int("DISCSUB_ITEM_HOLD_AFTER_MINUTES", 60)
 
 # Replacement copies a subscriber may ask for (lost or damaged discs), per rolling period.
 DISCSUB_REPLACEMENTS_PER_PERIOD = env_int("DISCSUB_REPLACEMENTS_PER_PERIOD", 2)

@@ -127,20 +127,15 @@ def retry_failed(disc_id: int, actor=None, *, now: dt.datetime | None = None) ->
     return disc
 
 
-def _hold_back(disc: Disc, problems: dict) -> None:
+def _hold_back(disc: Disc, problems: dict, kinds: dict) -> None:
     """Take the items whose source bytes failed (did not match, were missing,
-    or raised anything while read) off this disc, and flag them for staff."""
+    or raised anything while read) off this disc, and flag them for staff,
+    each with the kind of failure its stage reported (``kinds``)."""
     with transaction.atomic():
         entries = DiscEntry.objects.select_for_update().filter(disc=disc, item_id__in=list(problems))
         for entry in entries:
             detail = str(problems[entry.item_id])  # may name storage paths: the log only
-            kind = (
-                ItemIssue.Kind.MISSING_OBJECT
-                if "missing" in detail
-                else ItemIssue.Kind.UNREADABLE
-                if "unreadable" in detail
-                else ItemIssue.Kind.CHECKSUM_MISMATCH
-            )
+            kind = ItemIssue.Kind(kinds.get(entry.item_id, ItemIssue.Kind.CHECKSUM_MISMATCH))
             reason = reason_for_people(kind)
             log.warning("disc %s: item %s held back (%s): %s", disc.pk, entry.item_id, kind, detail)
             entry.held_back = True
@@ -220,7 +215,7 @@ def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = Non
             bad_items = {k: v for k, v in exc.problems.items() if isinstance(k, int)}
             if not bad_items or len(bad_items) != len(exc.problems):
                 return _fail(disc, str(exc))
-            _hold_back(disc, bad_items)
+            _hold_back(disc, bad_items, exc.kinds)
             workers.beat("building", disc.pk)
         except OSError as exc:
             reason = "the data disk is full" if exc.errno == errno.ENOSPC else f"cannot write the image: {exc}"

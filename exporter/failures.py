@@ -8,10 +8,15 @@ Two kinds of record (:class:`~exporter.models.ExportFailure`):
   The plan of that pass passes the item over, so the rest of the library
   goes on the disc; the item's changes stay pending and it is tried again at
   the subscriber's next pass.  After ``DISCSUB_ITEM_MAX_FAILURES`` failures
-  in a row it is held back the way the design holds back bytes that fail
-  their sha256: an open :class:`~exporter.models.ItemIssue` (kind
-  ``unreadable``), which the planner already passes over, until the item is
-  replaced, trashed or deleted, or staff resolve the issue.
+  in a row, spanning at least ``DISCSUB_ITEM_HOLD_AFTER_MINUTES``, it is held
+  back the way the design holds back bytes that fail their sha256: an open
+  :class:`~exporter.models.ItemIssue` (kind ``unreadable``), which the
+  planner already passes over, until the item is replaced, trashed or
+  deleted, or staff resolve the issue.  Only errors of the item's own bytes
+  count (a decoder that timed out or died twice on them among them): storage
+  that is down or times out, a full data disk, a decoder child that cannot
+  start (:func:`is_machine_error`) fail the subscriber's pass instead, which
+  is rolled back and retried after a backoff.
 - **A subscriber's pass that raised** (``version`` null).  Its transaction is
   rolled back whole (no disc, no change resolved, the schedule not moved),
   the scheduler goes on to the next subscriber, and that subscriber is tried
@@ -32,7 +37,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 
-from exporter import thumbnails
+from exporter import storage, thumbnails
 from exporter.models import (
     ExportFailure,
     FailureStage,
@@ -112,6 +117,8 @@ def read_for_plan(owner_id: int, now: dt.datetime) -> set[tuple[int, int]]:
         try:
             thumbnails.ensure_for_version(version)
         except Exception as exc:  # whatever one item's bytes do, the others go on
+            if is_machine_error(exc):
+                raise  # nobody's item: the pass is rolled back and backs off
             log.warning("could not read version %s of item %s for a disc", version.pk, version.item_id, exc_info=True)
             item_failed(version, exc, now)
             unreadable.add((version.item_id, version.pk))
@@ -123,11 +130,19 @@ def read_for_plan(owner_id: int, now: dt.datetime) -> set[tuple[int, int]]:
     return unreadable
 
 
+def is_machine_error(exc: BaseException) -> bool:
+    """True when ``exc`` is no fault of the bytes being read: storage
+    unavailable, the data disk full, the decoder child unable to start."""
+    return isinstance(exc, thumbnails.DecoderUnavailable) or storage.is_unavailable(exc)
+
+
 def item_failed(version: ItemVersion, exc: BaseException, now: dt.datetime) -> ExportFailure:
     """Count one more failure to read ``version``; at the
-    ``DISCSUB_ITEM_MAX_FAILURES``-th in a row the item is held back."""
+    ``DISCSUB_ITEM_MAX_FAILURES``-th in a row, once the failures span
+    ``DISCSUB_ITEM_HOLD_AFTER_MINUTES``, the item is held back."""
     error, message = describe(exc, hide=[version.storage_name])
     limit = max(1, settings.DISCSUB_ITEM_MAX_FAILURES)
+    span = dt.timedelta(minutes=max(0, settings.DISCSUB_ITEM_HOLD_AFTER_MINUTES))
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -145,7 +160,7 @@ def item_failed(version: ItemVersion, exc: BaseException, now: dt.datetime) -> E
                     )
                 row.failures += 1
                 row.error, row.message, row.last_at = error, message, now
-                if row.failures >= limit and row.held_back_at is None:
+                if row.failures >= limit and now - row.first_at >= span and row.held_back_at is None:
                     row.held_back_at = now
                     ItemIssue.objects.create(
                         item_id=version.item_id,
@@ -213,6 +228,18 @@ def subscriber_failed(owner_id: int, exc: BaseException, now: dt.datetime) -> Ex
 def subscriber_succeeded(owner_id: int, now: dt.datetime) -> None:
     ExportFailure.objects.filter(owner_id=owner_id, version__isnull=True, resolved_at__isnull=True).update(
         resolved_at=now, resolution="a later pass went through"
+    )
+
+
+def settle_subscribers(due_owner_ids, now: dt.datetime) -> int:
+    """Close the records of failed passes whose subscriber is no longer due
+    (``due_owner_ids``: a query of the owners that are): paused, cancelled
+    with the final disc planned, or no longer asking to ship now.  No later
+    pass would run to close them.  One statement."""
+    return (
+        ExportFailure.objects.filter(version__isnull=True, resolved_at__isnull=True)
+        .exclude(owner_id__in=due_owner_ids)
+        .update(resolved_at=now, resolution="the subscription is no longer due")
     )
 
 

@@ -29,7 +29,7 @@ import pycdlib
 from pycdlib.udf import _ostaunicode_zero_pad
 
 from exporter import collector
-from exporter.errors import SourceMismatch
+from exporter.errors import MISSING, UNREADABLE, SourceMismatch
 from exporter.layout import DiscFile
 from exporter.media import SECTOR_SIZE
 from exporter.names import short_names
@@ -483,6 +483,7 @@ class _Build:
         self.image_hasher = HashWorker("discsub-image-sha256")
         self.pool = _buffer_pool()
         self.problems: dict = {}
+        self.kinds: dict = {}  # the problems' keys -> errors.MISSING or UNREADABLE (else a mismatch)
         self.sink: ImageSink | None = None
 
 
@@ -503,6 +504,7 @@ class _Source:
         self._delivered = 0
         self._got = 0
         self._error: str | None = None
+        self._kind = UNREADABLE
         self.finished = False
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -514,7 +516,7 @@ class _Source:
         try:
             self._stream = self.file.open()
         except FileNotFoundError as exc:
-            self._error = f"missing source ({exc})"
+            self._error, self._kind = f"missing source ({exc})", MISSING
         except Exception as exc:  # storage is a black box: any failure is this file's problem
             self._error = f"unreadable source ({exc.__class__.__name__}: {exc})"
 
@@ -575,8 +577,10 @@ class _Source:
         """On the hash worker, after every byte of this file went through."""
         f = self.file
         expected = f"sha256 {f.sha256} ({f.size} bytes)"
+        key = f.item_id if f.item_id is not None else f.path
         if self._error is not None:
             found = self._error
+            self._build.kinds[key] = self._kind
         elif self._got < f.size:
             found = f"only {self._got} bytes"
         elif longer:
@@ -585,7 +589,7 @@ class _Source:
             found = f"sha256 {self._sha.hexdigest()}"
         else:
             return
-        self._build.problems[f.item_id if f.item_id is not None else f.path] = f"expected {expected}, found {found}"
+        self._build.problems[key] = f"expected {expected}, found {found}"
 
     def check_unread(self) -> None:
         """pycdlib never reads an empty file; check that it is one."""
@@ -664,7 +668,7 @@ def write_image(
                     s.check_unread()
                 build.hasher.close()
                 if build.problems:
-                    raise SourceMismatch(dict(build.problems))
+                    raise SourceMismatch(dict(build.problems), build.kinds)
                 digest = build.sink.finish(total)
                 out.flush()
                 if finalize is not None:

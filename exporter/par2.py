@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter import children
-from exporter.errors import SourceMismatch
+from exporter.errors import MISSING, UNREADABLE, SourceMismatch
 from exporter.layout import DiscFile
 
 SECTOR = 2048
@@ -220,6 +220,7 @@ def stage(files: Sequence[DiscFile], root: Path, only: Collection[str] | None = 
     a copy.  A missing or wrongly sized source raises
     :class:`SourceMismatch`, like the image writer."""
     problems: dict = {}
+    kinds: dict = {}
     for f in files:
         paths = [p for p in f.all_paths if p.startswith(PAYLOAD) and (only is None or p in only)]
         if not paths or f.size == 0:
@@ -232,6 +233,7 @@ def stage(files: Sequence[DiscFile], root: Path, only: Collection[str] | None = 
                 info = os.stat(local)
                 if not stat.S_ISREG(info.st_mode):
                     problems[_problem_key(f)] = _expected(f, "unreadable source (not a regular file)")
+                    kinds[_problem_key(f)] = UNREADABLE
                     continue
                 found = info.st_size
                 if found != f.size:
@@ -247,18 +249,20 @@ def stage(files: Sequence[DiscFile], root: Path, only: Collection[str] | None = 
                     continue
         except FileNotFoundError as exc:
             problems[_problem_key(f)] = _expected(f, f"missing source ({exc})")
+            kinds[_problem_key(f)] = MISSING
             continue
         except Exception as exc:  # storage is a black box: any failure is this file's problem
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the build area's fault
                 raise
             problems[_problem_key(f)] = _expected(f, f"unreadable source ({exc.__class__.__name__}: {exc})")
+            kinds[_problem_key(f)] = UNREADABLE
             continue
         for link in paths[1:]:
             target = root / link
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(os.readlink(first) if first.is_symlink() else first.resolve(), target)
     if problems:
-        raise SourceMismatch(problems)
+        raise SourceMismatch(problems, kinds)
 
 
 def _packets(path: Path):

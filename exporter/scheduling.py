@@ -276,6 +276,7 @@ def run_due(now: dt.datetime | None = None, *, medium: str | None = None, queue_
     now = now or timezone.now()
     run = JobRun.objects.create(name=JOB_NAME, host=socket.gethostname(), started_at=now)
     outcomes = []
+    failures.settle_subscribers(due_subscriptions(now).values("user_id"), now)
     failing = failures.failing_subscribers()
     last = 0
     while True:

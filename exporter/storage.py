@@ -32,7 +32,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage, storages
 
-from exporter.errors import SourceMismatch, StorageUnavailable
+from exporter.errors import MISMATCH, MISSING, UNREADABLE, SourceMismatch, StorageUnavailable
 from exporter.models import Disc, DiscStatus
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,24 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says storage or this machine failed, not the object's
+    bytes: storage refused, timed out or broke off (the transfers
+    :func:`_stage_one` retries and then calls "unavailable"), or the data disk
+    is full.  A missing object, or a local file that cannot be read (a folder
+    where the file was, EIO from its disk), is the object's own trouble."""
+    if isinstance(exc, StorageUnavailable):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if is_missing(exc) or exc.__class__.__name__ == "FlexibleChecksumError":
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # sockets
+        return True
+    remote = tuple(e for e in _transient_errors() if e is not OSError)
+    return isinstance(exc, remote)
+
+
 def is_missing(exc: BaseException) -> bool:
     """True when ``exc`` says the object does not exist."""
     response = getattr(exc, "response", None)
@@ -179,7 +197,7 @@ def _fetch(storage: Storage, source: Source, dest: Path) -> None:
 
 def _stage_one(storage: Storage, source: Source, dest: Path, attempts: int) -> tuple[str, str] | None:
     """Download one source, retrying.  None when ``dest`` holds it; else
-    ``("missing" | "corrupt" | "unavailable", reason)``."""
+    ``("missing" | "corrupt" | "unreadable" | "unavailable", reason)``."""
     transient = _transient_errors()
     outcome = ("unavailable", "no attempt made")
     for attempt in range(attempts):
@@ -232,9 +250,10 @@ def stage_sources(sources: Iterable[Source], folder: Path, *, storage: Storage |
     down = [reason for kind, reason in filter(None, outcomes.values()) if kind == "unavailable"]
     if down:
         raise StorageUnavailable(f"object storage failed for {len(down)} source(s): {down[0]}")
-    problems = {s.item_id if s.item_id is not None else s.storage_name: o[1] for s, o in outcomes.items() if o}
-    if problems:
-        raise SourceMismatch(problems)
+    kind_of = {"missing": MISSING, "corrupt": MISMATCH, "unreadable": UNREADABLE}
+    bad = {s.item_id if s.item_id is not None else s.storage_name: o for s, o in outcomes.items() if o}
+    if bad:
+        raise SourceMismatch({k: o[1] for k, o in bad.items()}, {k: kind_of[o[0]] for k, o in bad.items()})
     return places
 
 

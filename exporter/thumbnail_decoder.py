@@ -16,7 +16,13 @@ again), and a fuzzed file can make Pillow raise anything at all.  So:
   as stored".
 - :class:`Decoder` runs that in a child process, under an address-space
   ceiling (``RLIMIT_AS``) and a time limit: a decoder bug that escapes the
-  budget, loops or crashes costs that one thumbnail, never the worker.
+  budget, loops or crashes never costs the worker.  A child that times out
+  or dies is replaced and the image tried once more; a second failure is
+  :class:`DecoderFailed`, which decides nothing about the image (the caller
+  tries again later).  Only Pillow's own verdict on the bytes is
+  :class:`Unthumbnailable`.  An error reading the file is re-raised as the
+  ``OSError`` it was, and a child that cannot start is
+  :class:`DecoderUnavailable`: both are the machine's, not the image's.
 
 This module imports no Django: the child process runs it as
 ``python -m exporter.thumbnail_decoder``.
@@ -63,6 +69,16 @@ _SRGB = None
 
 class Unthumbnailable(Exception):
     """The bytes are not an image Pillow can safely make a thumbnail of."""
+
+
+class DecoderFailed(Exception):
+    """The decoder child timed out or died on an image twice running: no
+    verdict on the bytes, tried again later (and counted against the item)."""
+
+
+class DecoderUnavailable(Exception):
+    """The decoder child could not be started (no memory, no processes left):
+    the machine's trouble, not the image's."""
 
 
 def decoded_bytes(mode: str, width: int, height: int) -> int:
@@ -184,7 +200,64 @@ def _reduced(img: Image.Image, box: int) -> Image.Image:
 
 # --- the child process -------------------------------------------------------------
 
-_HEADER = struct.Struct(">BI")  # status (0 thumbnail, 1 unthumbnailable), length
+_HEADER = struct.Struct(">BI")  # status, length
+_THUMBNAIL, _UNTHUMBNAILABLE, _READ_ERROR = 0, 1, 2
+_READY = b"R"  # the child's first byte: started, imports and profile done
+START_SECONDS = 60.0  # for the child's start-up, never counted against an image
+
+
+class _Guarded:
+    """A file whose read errors are remembered: Pillow wraps whatever it
+    meets in its own words, and a storage error must not pass for a verdict
+    on the bytes."""
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def _call(self, name: str, *args):
+        try:
+            return getattr(self._fh, name)(*args)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def read(self, *args):
+        return self._call("read", *args)
+
+    def readinto(self, *args):
+        return self._call("readinto", *args)
+
+    def readline(self, *args):
+        return self._call("readline", *args)
+
+    def seek(self, *args):
+        return self._call("seek", *args)
+
+    def tell(self):
+        return self._call("tell")
+
+    def __getattr__(self, name: str):
+        return getattr(self._fh, name)
+
+
+def _read_error(exc: OSError) -> tuple[int, bytes]:
+    return _READ_ERROR, json.dumps([exc.errno, exc.strerror or str(exc)]).encode()
+
+
+def _answer(request: dict) -> tuple[int, bytes]:
+    try:
+        fh = open(request["path"], "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        return _read_error(exc)
+    with fh:
+        source = _Guarded(fh)
+        try:
+            return _THUMBNAIL, render_thumbnail(source, request["max_decode_bytes"], request["box"])
+        except Unthumbnailable as exc:
+            if source.error is not None:
+                return _read_error(source.error)
+            return _UNTHUMBNAILABLE, str(exc).encode("utf-8", "replace")
 
 
 def _serve(memory_mb: int) -> None:
@@ -203,12 +276,9 @@ def _serve(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (_address_space() + memory_mb * 2**20,) * 2)
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     sys.stdout = sys.stderr  # nothing but answers on the answer pipe
+    out.write(_READY)
     for line in sys.stdin.buffer:
-        request = json.loads(line)
-        try:
-            body, status = render_thumbnail(request["path"], request["max_decode_bytes"], request["box"]), 0
-        except Unthumbnailable as exc:
-            body, status = str(exc).encode("utf-8", "replace"), 1
+        status, body = _answer(json.loads(line))
         out.write(_HEADER.pack(status, len(body)) + body)
 
 
@@ -225,7 +295,8 @@ def _address_space() -> int:
 
 class Decoder:
     """One child process that makes thumbnails, one at a time, started when
-    first needed and again after it dies or is killed for taking too long."""
+    first needed and again after it dies or is killed for taking too long.
+    ``timeout`` is for one image; the child's start-up has its own."""
 
     def __init__(self, memory_mb: int, timeout: float):
         self.memory_mb = memory_mb
@@ -234,29 +305,41 @@ class Decoder:
         self._lock = threading.Lock()
 
     def render(self, path: str, max_decode_bytes: int, box: int = BOX) -> bytes:
+        """The thumbnail of the image file ``path``.  Raises
+        :class:`Unthumbnailable` (Pillow's verdict on the bytes), ``OSError``
+        (reading the file failed), :class:`DecoderFailed` (the child timed out
+        or died twice running) or :class:`DecoderUnavailable`."""
         request = json.dumps({"path": path, "max_decode_bytes": max_decode_bytes, "box": box}).encode() + b"\n"
         with self._lock:
-            proc = self._started()
-            deadline = time.monotonic() + self.timeout
-            try:
-                proc.stdin.write(request)
-                proc.stdin.flush()
-                status, length = _HEADER.unpack(self._read(proc, _HEADER.size, deadline))
-                body = self._read(proc, length, deadline)
-            except TimeoutError:
-                self.stop()
-                raise Unthumbnailable(f"decoding it took longer than {self.timeout:g} s") from None
-            except (EOFError, BrokenPipeError):
-                self.stop()
-                raise Unthumbnailable(
-                    "the image decoder stopped on it (it passed its memory ceiling or crashed)"
-                ) from None
+            for _attempt in range(2):
+                proc = self._started()
+                deadline = time.monotonic() + self.timeout
+                try:
+                    proc.stdin.write(request)
+                    proc.stdin.flush()
+                    status, length = _HEADER.unpack(self._read(proc, _HEADER.size, deadline))
+                    body = self._read(proc, length, deadline)
+                    break
+                except TimeoutError:
+                    self.stop()
+                    failure = f"decoding it took longer than {self.timeout:g} s, twice"
+                except (EOFError, BrokenPipeError):
+                    self.stop()
+                    failure = "the image decoder stopped on it twice (it passed its memory ceiling or crashed)"
+            else:
+                raise DecoderFailed(failure)
+        if status == _READ_ERROR:
+            number, text = json.loads(body)
+            raise OSError(number, text)
         if status:
             raise Unthumbnailable(body.decode("utf-8", "replace"))
         return body
 
     def _started(self) -> subprocess.Popen:
-        if self._proc is None or self._proc.poll() is not None:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self.stop()
+        try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "exporter.thumbnail_decoder", str(self.memory_mb)],
                 stdin=subprocess.PIPE,
@@ -264,6 +347,14 @@ class Decoder:
                 cwd=Path(__file__).resolve().parent.parent,
                 bufsize=0,
             )
+        except OSError as exc:  # EAGAIN, ENOMEM: the machine, not the image
+            raise DecoderUnavailable(f"the image decoder could not be started: {exc.strerror or exc}") from exc
+        try:
+            if self._read(self._proc, len(_READY), time.monotonic() + START_SECONDS) != _READY:
+                raise EOFError
+        except (TimeoutError, EOFError):
+            self.stop()
+            raise DecoderUnavailable("the image decoder did not start") from None
         return self._proc
 
     @staticmethod

@@ -20,7 +20,11 @@ Thumbnails are never made inside a web request: an upload queues a task
 version still without one) make what is missing.  Until then the portal
 shows the placeholder.  Pillow runs in a child process with a decode budget,
 a memory ceiling and a time limit (:mod:`exporter.thumbnail_decoder`): any
-error it meets in a subscriber's bytes is a placeholder with its reason.
+error Pillow raises on a subscriber's bytes is a placeholder with its reason.
+Nothing else is: a storage error (reading the original here or in the
+child), a decoder that timed out or died twice running
+(:class:`DecoderFailed`) or could not start raises, writes no marker, and the
+version is tried again later.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from exporter.models import DiscEntry, EntryKind, ItemStatus, ItemVersion
 log = logging.getLogger(__name__)
 
 Unthumbnailable = thumbnail_decoder.Unthumbnailable
+DecoderFailed = thumbnail_decoder.DecoderFailed
+DecoderUnavailable = thumbnail_decoder.DecoderUnavailable
 
 BOX = thumbnail_decoder.BOX
 QUALITY = thumbnail_decoder.QUALITY
@@ -134,7 +140,9 @@ def _local_copy(fh) -> Iterator[str]:
 def render_original(original: str) -> bytes:
     """The thumbnail of the stored original ``original``, made by the decoder
     child under its memory ceiling and time limit.  Raises
-    :class:`Unthumbnailable`, FileNotFoundError, or the storage's errors."""
+    :class:`Unthumbnailable`, FileNotFoundError, the storage's errors (an
+    ``OSError`` the child met reading the file among them),
+    :class:`DecoderFailed` or :class:`DecoderUnavailable`."""
     with default_storage.open(original, "rb") as fh, _local_copy(fh) as path:
         return decoder().render(path, max_decode_bytes())
 
@@ -285,10 +293,17 @@ def current_versions(owner_id: int | None = None):
 
 
 def make_missing(versions: Iterable[ItemVersion]) -> tuple[int, int]:
-    """Make the thumbnails ``versions`` lack.  Returns (made or found, placeholders)."""
+    """Make the thumbnails ``versions`` lack.  Returns (made or found,
+    placeholders).  A version the decoder timed out or died on twice is
+    logged and left for later (the planner tries it again)."""
     made = placeholders = 0
     for version in versions:
-        if ensure_for_version(version) is None:
+        try:
+            thumb = ensure_for_version(version)
+        except DecoderFailed as exc:
+            log.warning("no thumbnail yet for version %s: %s", version.pk, exc)
+            continue
+        if thumb is None:
             placeholders += 1
         else:
             made += 1

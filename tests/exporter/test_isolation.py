@@ -31,10 +31,12 @@ from exporter.models import (
     JobRun,
     Resolution,
     Subscription,
+    SubscriptionStatus,
 )
 from tests.conftest import address
 from tests.exporter.test_scheduling import build_queue  # noqa: F401  (the fixture)
 from tests.factories import add_file, jpeg_bytes
+from tests.s3 import _free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -285,3 +287,101 @@ def test_a_build_that_cannot_read_an_item_holds_it_back_and_makes_the_disc_of_th
     assert entry.held_back and entry.held_reason == reason_for_people(ItemIssue.Kind.UNREADABLE)
     assert ItemIssue.objects.get(item=lost).kind == ItemIssue.Kind.UNREADABLE
     assert not ItemIssue.objects.filter(item=keep).exists()
+
+
+def test_storage_that_is_down_holds_back_no_item_the_pass_backs_off_and_goes_out_later(alice, s3, clock):
+    good = add_file(alice, "good.jpg", jpeg_bytes(color=(1, 2, 3)))
+    # Object storage goes away: every request to it is refused (nothing listens there).
+    s3.use(f"http://127.0.0.1:{_free_port()}")
+    due_now(alice)
+
+    for n in range(3):
+        when = T0 + dt.timedelta(minutes=10 * n)
+        run = scheduling.run_due(when, queue_builds=False)
+        assert "1 subscribers failed and were rolled back" in run.note
+
+    # Nobody's item is counted or held back: it is the subscriber's pass that failed.
+    assert not ExportFailure.objects.filter(version__isnull=False).exists()
+    assert not ItemIssue.objects.exists()
+    failure = ExportFailure.objects.get(owner=alice, version__isnull=True)
+    assert (failure.failures, failure.error) == (3, "botocore.exceptions.EndpointConnectionError")
+    assert pending_of(good) == 1 and not Disc.objects.exists()
+
+    s3.use()  # storage is back
+    later = T0 + dt.timedelta(hours=1)
+    scheduling.run_due(later, queue_builds=False)
+    assert carried_names(alice) == {"good.jpg"}
+    failure.refresh_from_db()
+    assert failure.resolved_at == later
+
+
+def test_a_decoder_that_cannot_start_holds_back_no_item(alice, clock, monkeypatch):
+    item = add_file(alice, "fine.jpg", jpeg_bytes())
+    thumbnails.decoder().stop()
+    monkeypatch.setattr("sys.executable", "/nonexistent/python3")  # Popen itself fails, as with EAGAIN
+    due_now(alice)
+
+    scheduling.run_due(T0, queue_builds=False)
+
+    assert not ExportFailure.objects.filter(version__isnull=False).exists()
+    assert ExportFailure.objects.get(owner=alice).error == "exporter.thumbnail_decoder.DecoderUnavailable"
+    assert pending_of(item) == 1 and not ItemIssue.objects.exists()
+
+
+def test_quick_failures_hold_nothing_back_until_they_span_the_minimum_time(alice, clock, settings):
+    settings.DISCSUB_ITEM_MAX_FAILURES = 3
+    settings.DISCSUB_ITEM_HOLD_AFTER_MINUTES = 60
+    broken = add_file(alice, "broken.jpg", jpeg_bytes())
+    unreadable_object(broken)
+    for minutes in (0, 1, 2, 30):
+        due_now(alice, when=T0 + dt.timedelta(minutes=minutes))
+        scheduling.run_due(T0 + dt.timedelta(minutes=minutes), queue_builds=False)
+    failure = ExportFailure.objects.get(item=broken)
+    assert (failure.failures, failure.held_back_at) == (4, None)
+    assert not ItemIssue.objects.exists()
+
+    due_now(alice, when=T0 + dt.timedelta(minutes=60))
+    scheduling.run_due(T0 + dt.timedelta(minutes=60), queue_builds=False)
+    failure.refresh_from_db()
+    assert (failure.failures, failure.held_back_at) == (5, T0 + dt.timedelta(minutes=60))
+    assert ItemIssue.objects.get(item=broken).kind == ItemIssue.Kind.UNREADABLE
+
+
+@pytest.mark.parametrize("stops", ["paused", "cancelled and done"])
+def test_a_failed_pass_is_closed_when_the_subscription_stops_being_due(alice, clock, stops):
+    item = add_file(alice, "moved.jpg", jpeg_bytes())
+    thumbnails.ensure_for_version(item.current_version)
+    type(item.current_version).objects.filter(pk=item.current_version.pk).update(storage_name="../../outside/x.jpg")
+    due_now(alice)
+    scheduling.run_due(T0, queue_builds=False)
+    failure = ExportFailure.objects.get(owner=alice, version__isnull=True, resolved_at__isnull=True)
+
+    if stops == "paused":
+        Subscription.objects.filter(user=alice).update(status=SubscriptionStatus.PAUSED)
+    else:
+        Subscription.objects.filter(user=alice).update(status=SubscriptionStatus.CANCELLED, final_disc_planned_at=T0)
+    later = T0 + dt.timedelta(hours=1)
+    scheduling.run_due(later, queue_builds=False)
+
+    failure.refresh_from_db()
+    assert failure.resolved_at == later and failure.resolution == "the subscription is no longer due"
+    assert status.export_failures() == []
+
+
+def test_a_path_saying_missing_does_not_make_an_unreadable_item_a_missing_one(alice, clock, settings):
+    # This test's data folder is named after it, so a reason that quotes a
+    # path says "missing": the kind must come from what failed, not from words.
+    assert "missing" in str(settings.MEDIA_ROOT)
+    add_file(alice, "keep.jpg", jpeg_bytes(color=(1, 2, 3)))
+    looped = add_file(alice, "looped.jpg", jpeg_bytes(color=(3, 2, 1)))
+    due_now(alice)
+    scheduling.run_due(T0, queue_builds=False)
+    (disc,) = Disc.objects.filter(owner=alice)
+    path = default_storage.path(looped.current_version.storage_name)
+    os.unlink(path)
+    os.symlink(path, path)  # a link to itself: every open or stat fails with ELOOP, naming the path
+
+    built = build.build_disc(disc.pk)
+
+    assert built.status == DiscStatus.VERIFIED and carried_names(alice) == {"keep.jpg"}
+    assert ItemIssue.objects.get(item=looped).kind == ItemIssue.Kind.UNREADABLE
