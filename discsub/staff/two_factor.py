@@ -76,14 +76,14 @@ def _verified_device(request: HttpRequest, key: str, token: str) -> TOTPDevice |
 
 def _password_step(request: HttpRequest, form: PasswordForm) -> HttpResponse | None:
     """A fresh key in the session after the right password; None when the form failed."""
-    checks = [(signin_limits.login_limits()[0], _user_client(request))]
-    if wait := signin_limits.wait_seconds(checks):
-        form.add_error("password", f"Too many wrong passwords: wait {wait} seconds.")
+    reservation = signin_limits.reserve([(signin_limits.login_limits()[0], _user_client(request))])
+    if reservation.wait:
+        form.add_error("password", f"Too many wrong passwords: wait {reservation.wait} seconds.")
         return None
     if not request.user.check_password(form.cleaned_data["password"]):
-        signin_limits.record(checks)
-        form.add_error("password", "That is not your password.")
+        form.add_error("password", "That is not your password.")  # the reserved attempt counts
         return None
+    signin_limits.release(reservation)
     request.session[ENROLMENT] = {"key": random_hex(20), "since": time.time()}
     return redirect("staff:two-factor")
 
