@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
-from discsub import signin_limits
+from discsub import known_devices, signin_limits
 from discsub.portal.forms import AddressForm, EmailPreferencesForm, PlanForm
 from discsub.portal.lookups import get_subscription_for_user
 from discsub.staff.access import ENROLLED, confirmed_device, is_fulfilment_staff
@@ -49,8 +49,14 @@ def _in_words(seconds: int) -> str:
 
 
 def _login_checks(request: HttpRequest, username: str) -> list:
+    """Per username from this client and per client; from a browser that
+    signed in as this username before, per username on that device only
+    (``discsub.known_devices``: others at the same address cannot use up
+    its attempts)."""
     per_user, per_client = signin_limits.login_limits()
     username = signin_limits.normalise_username(username)
+    if device := known_devices.device_for(request, username):
+        return [(per_user, f"{username}|device:{device}")]
     client = signin_limits.client_address(request)
     return [(per_user, f"{username}|{client}"), (per_client, client)]
 
@@ -58,6 +64,7 @@ def _login_checks(request: HttpRequest, username: str) -> list:
 def _signed_in(request: HttpRequest, response: HttpResponse, checks: list, reservation) -> HttpResponse:
     signin_limits.release(reservation)
     signin_limits.forget(checks[:1])
+    known_devices.remember(request, response, signin_limits.normalise_username(request.user.get_username()))
     return response
 
 
