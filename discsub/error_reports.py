@@ -5,7 +5,8 @@ only for a client on this machine (127.0.0.1, ::1): anyone else gets the same
 plain 400, 404 or 500 page as in production.  Every error report, the debug
 page and the email to ADMINS alike, is cleansed first: connection URLs lose
 their password, secret values (SECRET_KEY, AWS keys, passwords) are starred
-wherever they appear, and the process environment that a WSGI server copies
+wherever they appear, cookies (the Cookie header too: the session and CSRF
+tokens) are starred, and the process environment that a WSGI server copies
 into ``request.META`` is left out.
 
 Wired in by ``DEFAULT_EXCEPTION_REPORTER``, ``DEFAULT_EXCEPTION_REPORTER_FILTER``
@@ -32,6 +33,12 @@ STARS = SafeExceptionReporterFilter.cleansed_substitute
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]+@")
 # Names whose values are secrets wherever they appear (settings, the environment).
 _SECRET_NAME = re.compile(r"API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|CREDENTIAL|DATABASE_URL|REDIS_URL", re.I)
+# Names of settings, META entries and cookies whose whole value is starred:
+# Django's own pattern (which covers HTTP_COOKIE, the raw Cookie header), ours,
+# and anything naming a cookie, a session or the CSRF token.
+_HIDDEN_NAME = re.compile(
+    rf"{SafeExceptionReporterFilter.hidden_settings.pattern}|{_SECRET_NAME.pattern}|COOKIE|SESSION|CSRF", re.I
+)
 # In Django's debug pages (technical_500.html, technical_404.html), not ours.
 _DEBUG_PAGE_MARK = b'<meta name="robots" content="NONE,NOARCHIVE">'
 # Shorter values are too likely to be ordinary words to replace everywhere.
@@ -97,7 +104,7 @@ class SecretsFilter(SafeExceptionReporterFilter):
     sign-in password, are starred on the debug page too), that also stars
     secrets inside values and leaves the environment out of META."""
 
-    hidden_settings = _SECRET_NAME
+    hidden_settings = _HIDDEN_NAME
 
     def is_active(self, request) -> bool:
         return True

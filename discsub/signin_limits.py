@@ -95,14 +95,51 @@ def wait_seconds(checks: list[tuple[Limit, str]], now: float | None = None) -> i
     now = time.time() if now is None else now
     longest = 0.0
     for limit, key in checks:
-        times = _LOG.times(limit, key, now)
-        if len(times) < limit.attempts:
-            continue
-        until_room = times[len(times) - limit.attempts] + limit.window
-        if limit.then_every is not None:
-            until_room = min(until_room, times[-1] + limit.then_every)
-        longest = max(longest, until_room - now)
-    return int(-(-longest // 1)) if longest > 0 else 0
+        longest = max(longest, _until_room(limit, _LOG.times(limit, key, now)) - now)
+    return _whole_seconds(longest)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An attempt taken before the password is checked: ``wait`` > 0 when
+    there was no room (nothing was taken).  Kept, it counts as a failure;
+    :func:`release` gives it back."""
+
+    checks: tuple[tuple[Limit, str], ...]
+    member: str
+    wait: int
+
+
+def reserve(checks: list[tuple[Limit, str]], now: float | None = None) -> Reservation:
+    """Take an attempt under every (limit, key) in ``checks`` at once, or none
+    when any of them should wait: the check and the taking are one atomic
+    step (a Lua script in Redis; the lock for the file cache), so that
+    requests arriving together cannot all see room and all check a password."""
+    now = time.time() if now is None else now
+    member = uuid.uuid4().hex
+    wait = _LOG.reserve(list(checks), member, now)
+    return Reservation(tuple(checks), member, _whole_seconds(wait))
+
+
+def release(reservation: Reservation) -> None:
+    """The reserved attempt was not a failure (the right password): give it back."""
+    if not reservation.wait:
+        for limit, key in reservation.checks:
+            _LOG.remove(limit, key, reservation.member)
+
+
+def _until_room(limit: Limit, times: list[float]) -> float:
+    """When the next attempt may go, given this key's attempts in the window."""
+    if len(times) < limit.attempts:
+        return float("-inf")
+    until_room = times[len(times) - limit.attempts] + limit.window
+    if limit.then_every is not None:
+        until_room = min(until_room, times[-1] + limit.then_every)
+    return until_room
+
+
+def _whole_seconds(wait: float) -> int:
+    return int(-(-wait // 1)) if wait > 0 else 0
 
 
 def record(checks: list[tuple[Limit, str]], now: float | None = None) -> None:
@@ -149,6 +186,52 @@ class _RedisLog:
     def clear(self, limit: Limit, key: str) -> None:
         self._client().delete(_storage_key(limit, key))
 
+    def remove(self, limit: Limit, key: str, member: str) -> None:
+        self._client().zrem(_storage_key(limit, key), member)
+
+    def reserve(self, checks: list[tuple[Limit, str]], member: str, now: float) -> float:
+        keys = [_storage_key(limit, key) for limit, key in checks]
+        args = [repr(now), member]
+        for limit, _key in checks:
+            then_every = -1 if limit.then_every is None else limit.then_every
+            args += [limit.attempts, repr(limit.window), repr(then_every), _keep_for(limit)]
+        return float(self._client().eval(_RESERVE_SCRIPT, len(keys), *keys, *args))
+
+
+# Every key's wait worked out as _until_room does, then the member added to
+# every key only if none has to wait: one script, so atomic in Redis.  (A
+# float goes back as a string: Redis would cut a Lua number to an integer.)
+_RESERVE_SCRIPT = """
+local now = tonumber(ARGV[1])
+local member = ARGV[2]
+local wait = 0
+for i, name in ipairs(KEYS) do
+  local base = 2 + (i - 1) * 4
+  local attempts = tonumber(ARGV[base + 1])
+  local window = tonumber(ARGV[base + 2])
+  local then_every = tonumber(ARGV[base + 3])
+  redis.call('ZREMRANGEBYSCORE', name, '-inf', now - window)
+  local count = redis.call('ZCARD', name)
+  if count >= attempts then
+    local oldest = redis.call('ZRANGE', name, count - attempts, count - attempts, 'WITHSCORES')
+    local until_room = tonumber(oldest[2]) + window
+    if then_every >= 0 then
+      local last = redis.call('ZRANGE', name, -1, -1, 'WITHSCORES')
+      until_room = math.min(until_room, tonumber(last[2]) + then_every)
+    end
+    wait = math.max(wait, until_room - now)
+  end
+end
+if wait <= 0 then
+  for i, name in ipairs(KEYS) do
+    redis.call('ZADD', name, now, member)
+    redis.call('EXPIRE', name, tonumber(ARGV[2 + (i - 1) * 4 + 4]))
+  end
+  return '0'
+end
+return tostring(wait)
+"""
+
 
 class _CacheLog:
     """A list of times in the Django cache, read and written under a lock
@@ -173,18 +256,40 @@ class _CacheLog:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _entries(self, limit: Limit, key: str, now: float) -> list[tuple[float, str]]:
+        """(time, member) of the attempts in the window, oldest first."""
+        entries = [
+            (e, "") if isinstance(e, (int, float)) else tuple(e) for e in cache.get(_storage_key(limit, key), [])
+        ]
+        return sorted(e for e in entries if e[0] > now - limit.window)
+
     def times(self, limit: Limit, key: str, now: float) -> list[float]:
-        return [t for t in cache.get(_storage_key(limit, key), []) if t > now - limit.window]
+        return [t for t, _member in self._entries(limit, key, now)]
+
+    def _put(self, limit: Limit, key: str, entries: list[tuple[float, str]]) -> None:
+        cache.set(_storage_key(limit, key), sorted(entries), _keep_for(limit))
 
     def add(self, limit: Limit, key: str, now: float) -> None:
         with self._locked():
-            times = self.times(limit, key, now)
-            times.append(now)
-            cache.set(_storage_key(limit, key), sorted(times), _keep_for(limit))
+            self._put(limit, key, [*self._entries(limit, key, now), (now, uuid.uuid4().hex)])
 
     def clear(self, limit: Limit, key: str) -> None:
         with self._locked():
             cache.delete(_storage_key(limit, key))
+
+    def remove(self, limit: Limit, key: str, member: str) -> None:
+        with self._locked():
+            entries = self._entries(limit, key, time.time())
+            self._put(limit, key, [e for e in entries if e[1] != member])
+
+    def reserve(self, checks: list[tuple[Limit, str]], member: str, now: float) -> float:
+        with self._locked():
+            logs = [(limit, key, self._entries(limit, key, now)) for limit, key in checks]
+            wait = max([_until_room(limit, [t for t, _m in entries]) - now for limit, key, entries in logs] or [0.0])
+            if wait <= 0:
+                for limit, key, entries in logs:
+                    self._put(limit, key, [*entries, (now, member)])
+            return wait
 
 
 def _cache_location() -> str:
@@ -215,6 +320,12 @@ class _Log:
 
     def clear(self, limit: Limit, key: str) -> None:
         self._backend().clear(limit, key)
+
+    def remove(self, limit: Limit, key: str, member: str) -> None:
+        self._backend().remove(limit, key, member)
+
+    def reserve(self, checks: list[tuple[Limit, str]], member: str, now: float) -> float:
+        return self._backend().reserve(checks, member, now)
 
 
 _REDIS = _RedisLog()

@@ -106,7 +106,9 @@ def test_the_upload_and_the_staff_queue_work_in_a_browser_with_no_violation(live
         page.locator("[data-select-all]").check()  # the queue's nonced script ticks every row
         assert all(boxes.nth(n).is_checked() for n in range(boxes.count()))
         page.screenshot(path=str(SHOTS / "csp-staff-queue.png"), full_page=True)
-        page.goto(f"{url}/staff/two-factor/")  # the QR code to enrol an authenticator: inline SVG
+        page.goto(f"{url}/staff/two-factor/")  # the password again, then the QR code: inline SVG
+        page.get_by_label("Your password").fill("sam-password-1")
+        page.get_by_role("button", name="Continue").click()
         assert page.locator(".qr svg").bounding_box()["width"] > 100
         page.screenshot(path=str(SHOTS / "csp-staff-two-factor.png"), full_page=True)
         page.goto(f"{url}/staff/dashboard/")

@@ -171,3 +171,50 @@ def test_the_development_server_keeps_its_debug_pages_and_environment_to_itself(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+SESSION_VALUE = "sessionvalue0123456789abcdefghij"
+CSRF_VALUE = "csrfvalue0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
+
+
+def _with_cookies(settings) -> Client:
+    client = Client(raise_request_exception=False)
+    client.cookies[settings.SESSION_COOKIE_NAME] = SESSION_VALUE
+    client.cookies[settings.CSRF_COOKIE_NAME] = CSRF_VALUE
+    return client
+
+
+@pytest.mark.urls("tests.discsub.failing_urls")
+@pytest.mark.parametrize("debug", [True, False])
+def test_no_report_shows_the_session_or_csrf_cookie(secrets, debug):
+    """The raw Cookie header (HTTP_COOKIE in META) and the parsed cookies are
+    starred in the text report, the HTML report and the email to ADMINS."""
+    import sys
+
+    from django.test import RequestFactory
+    from django.views.debug import get_exception_reporter_class
+
+    secrets.DEBUG = debug
+    secrets.ADMINS = [("Ops", "ops@example.com")]
+    request = RequestFactory().get(
+        "/fails/",
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_COOKIE=f"{secrets.SESSION_COOKIE_NAME}={SESSION_VALUE}; {secrets.CSRF_COOKIE_NAME}={CSRF_VALUE}",
+    )
+    try:
+        raise ConnectionError("boom")
+    except ConnectionError:
+        reporter = get_exception_reporter_class(request)(request, *sys.exc_info())
+    reports = [reporter.get_traceback_text(), reporter.get_traceback_html()]
+    assert "HTTP_COOKIE" in reports[0] and "boom" in reports[0]  # the real report, with META
+    page = _with_cookies(secrets).get("/fails/", REMOTE_ADDR="127.0.0.1").content.decode()
+    _with_cookies(secrets).get("/fails/", REMOTE_ADDR=REMOTE)
+    if not debug:
+        assert len(mail.outbox) == 2  # one email to ADMINS per failed request
+        for message in mail.outbox:
+            reports += [message.body, *(content for content, _type in message.alternatives)]
+            assert "HTTP_COOKIE" in message.body
+    else:
+        assert "HTTP_COOKIE" in page
+    for report in [*reports, page]:
+        assert SESSION_VALUE not in report and CSRF_VALUE not in report

@@ -54,3 +54,24 @@ def test_attempts_from_many_processes_at_once_are_all_counted():
     # 200 attempts in the window: exactly at the limit, so the next must wait.
     assert wait_seconds([(LIMIT, "shared")], now=1001.0) > 0
     assert wait_seconds([(Limit("test", 201, 60.0), "shared")], now=1001.0) == 0
+
+
+def test_processes_reserving_at_once_get_only_the_allowed_attempts():
+    from discsub.signin_limits import reserve
+
+    hard = Limit("reserve", attempts=2, window=60.0, then_every=30.0)
+    children = []
+    for _ in range(6):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                code = 0 if reserve([(hard, "k"), (LIMIT, "client")], now=1000.0).wait == 0 else 3
+            except BaseException:
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+    assert sorted(codes) == [0, 0, 3, 3, 3, 3]  # two took an attempt, four were told to wait
+    # A refused reservation took nothing, under any of its keys.
+    assert wait_seconds([(Limit("reserve", 3, 60.0), "k")], now=1000.0) == 0
+    assert wait_seconds([(Limit("test", 3, 60.0), "client")], now=1000.0) == 0

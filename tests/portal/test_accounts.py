@@ -216,3 +216,53 @@ def test_password_reset_is_limited_per_address_and_per_client(client, alice, bob
     clock.shift(3601)
     assert client.post(reset, {"email": "alice@example.com"}, REMOTE_ADDR="10.3.3.3").status_code == 302
     assert len(mail.outbox) == 5
+
+
+def test_someone_at_the_same_address_cannot_lock_out_a_known_browser(alice, bob, settings, clock):
+    """An attacker behind the same NAT hammers the sign-in, for other
+    usernames and for Alice's, and takes every slot the address gets; Alice's
+    browser, which signed in before (its known-device cookie), still signs in
+    with the right password."""
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 3
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_IP = 5
+    victim = Client()
+    assert sign_in(victim, "alice", "alice-password-1").status_code == 302
+    victim.post(reverse("logout"))
+    attacker = Client()
+    for second in range(120):
+        sign_in(attacker, f"user{second}", "guess")
+        sign_in(attacker, "alice", "guess")
+        sign_in(attacker, "ALICE", "guess")
+        clock.shift(1)
+    assert sign_in(attacker, "alice", "alice-password-1").status_code == 429  # the address waits
+    assert sign_in(Client(), "alice", "alice-password-1").status_code == 429  # so does a new browser there
+    assert sign_in(victim, "alice", "alice-password-1").status_code == 302  # Alice's browser does not
+    # Her browser's cookie is hers: it does not exempt anyone else's username.
+    victim.post(reverse("logout"))
+    assert sign_in(victim, "bob", "bob-password-1").status_code == 429
+
+
+def test_a_known_browser_has_its_own_limit(alice, settings, clock):
+    """A stolen known-device cookie buys no unlimited guesses: the device's
+    failures are limited like an address's, from whatever address."""
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 3
+    browser = Client()
+    assert sign_in(browser, "alice", "alice-password-1").status_code == 302
+    browser.post(reverse("logout"))
+    for n in range(3):
+        assert sign_in(browser, "alice", "guess", ip=f"10.5.5.{n + 1}").status_code == 200
+    assert sign_in(browser, "alice", "guess", ip="10.5.5.9").status_code == 429
+    assert sign_in(browser, "alice", "alice-password-1", ip="10.5.5.9").status_code == 429
+    clock.shift(31)
+    assert sign_in(browser, "alice", "alice-password-1", ip="10.5.5.9").status_code == 302
+
+
+def test_a_forged_known_device_cookie_is_ignored(alice, settings, clock):
+    from discsub.known_devices import COOKIE
+
+    settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 2
+    attacker = Client()
+    for _ in range(2):
+        sign_in(attacker, "alice", "guess")
+    attacker.cookies[COOKIE] = "0123456789abcdef:ffff"  # not signed by us
+    assert sign_in(attacker, "alice", "alice-password-1").status_code == 429

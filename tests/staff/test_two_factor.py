@@ -38,15 +38,39 @@ def sign_in(client, password="sam-password-1", ip="10.0.0.1"):
     return client.post("/login/", {"username": "sam", "password": password}, REMOTE_ADDR=ip)
 
 
-def enrol(client, clock) -> TOTPDevice:
+def shown_key(page) -> bytes:
+    """The key the enrolment page shows under its QR code."""
+    import base64
+    import re
+
+    text = re.search(r'Key: <span class="mono">([A-Z2-7 ]+)</span>', page.content.decode()).group(1).replace(" ", "")
+    return base64.b32decode(text + "=" * (-len(text) % 8))
+
+
+def key_code(key: bytes) -> str:
+    return f"{totp(key):06d}"
+
+
+def open_enrolment(client, password="sam-password-1") -> bytes:
+    """Past the password step: the key this enrolment shows."""
     page = client.get(reverse("staff:two-factor"))
-    assert page.status_code == 200 and "<svg" in page.content.decode()  # the QR code
-    device = TOTPDevice.objects.get(user__username="sam", confirmed=False)
-    assert client.post(reverse("staff:two-factor"), {"code": wrong_code(device)}).status_code == 400
-    clock.shift(2)  # django-otp slows down tries after a wrong code (1 s, then doubling)
-    assert client.post(reverse("staff:two-factor"), {"code": code(device)}).status_code == 302
-    device.refresh_from_db()
-    assert device.confirmed
+    assert page.status_code == 200 and "Key:" not in page.content.decode()  # the password first
+    assert client.post(reverse("staff:two-factor"), {"password": password}).status_code == 302
+    page = client.get(reverse("staff:two-factor"))
+    assert page.status_code == 200 and 'class="qr"' in page.content.decode()  # the QR code
+    return shown_key(page)
+
+
+def enrol(client, clock) -> TOTPDevice:
+    stored = set(TOTPDevice.objects.values_list("pk", flat=True))
+    key = open_enrolment(client)
+    assert set(TOTPDevice.objects.values_list("pk", flat=True)) == stored  # nothing stored before the code
+    wrong = "000000" if key_code(key) != "000000" else "111111"
+    assert client.post(reverse("staff:two-factor"), {"code": wrong}).status_code == 400
+    clock.shift(2)
+    assert client.post(reverse("staff:two-factor"), {"code": key_code(key)}).status_code == 302
+    device = TOTPDevice.objects.get(user__username="sam")
+    assert device.confirmed and device.bin_key == key
     clock.shift(30)  # a code is good once: the next one is the next step's
     return device
 
@@ -122,3 +146,57 @@ def test_turning_the_authenticator_off(sam, clock):
     assert staff.post(reverse("staff:two-factor-off")).status_code == 302
     assert not TOTPDevice.objects.filter(user=sam).exists()
     assert sign_in(Client())["Location"] == reverse("staff:queue")
+
+
+def test_a_key_seen_by_another_session_before_enrolling_is_worthless(sam, clock):
+    """A session with the password alone (or a stolen cookie) that looked at
+    the enrolment page learns no key that the member will later confirm."""
+    attacker = Client()
+    attacker.force_login(sam)
+    page = attacker.get(reverse("staff:two-factor"))
+    assert "Key:" not in page.content.decode()  # no key without the password again
+    assert not TOTPDevice.objects.exists()
+    copied = open_enrolment(attacker)  # even with the password: a key for this session only
+    assert not TOTPDevice.objects.exists()
+
+    member = Client()
+    member.force_login(sam)
+    device = enrol(member, clock)
+    assert device.bin_key != copied
+    assert attacker.get(QUEUE)["Location"].startswith("/login/")  # its session was ended
+    thief = Client()
+    assert sign_in(thief)["Location"] == reverse("login_code")
+    assert thief.post(reverse("login_code"), {"code": key_code(copied)}).status_code == 400
+    assert thief.get(QUEUE)["Location"].startswith("/login/")
+
+
+def test_enrolling_asks_for_the_password_again(sam, clock):
+    staff = Client()
+    staff.force_login(sam)
+    wrong = staff.post(reverse("staff:two-factor"), {"password": "not-my-password"})
+    assert wrong.status_code == 400 and "Key:" not in wrong.content.decode()
+    assert "Key:" not in staff.get(reverse("staff:two-factor")).content.decode()
+
+
+def test_confirming_deletes_every_other_device(sam, clock):
+    left_over = TOTPDevice.objects.create(user=sam, name="left over", confirmed=False)
+    staff = Client()
+    staff.force_login(sam)
+    device = enrol(staff, clock)
+    assert list(TOTPDevice.objects.filter(user=sam)) == [device] and device.pk != left_over.pk
+
+
+def test_replacing_the_authenticator_needs_a_verified_session(sam, clock):
+    staff = Client()
+    staff.force_login(sam)
+    old = enrol(staff, clock)
+    password_only = Client()
+    password_only.force_login(sam)
+    assert password_only.get(reverse("staff:two-factor"))["Location"].startswith("/login/code/")
+    refused = password_only.post(reverse("staff:two-factor"), {"password": "sam-password-1"})
+    assert refused.status_code == 302 and refused["Location"].startswith("/login/code/")
+    # The verified session may: the new app's code replaces the old one.
+    key = open_enrolment(staff)
+    assert staff.post(reverse("staff:two-factor"), {"code": key_code(key)}).status_code == 302
+    (new,) = TOTPDevice.objects.filter(user=sam)
+    assert new.bin_key == key and new.pk != old.pk

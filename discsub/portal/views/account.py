@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
-from discsub import signin_limits
+from discsub import known_devices, signin_limits
 from discsub.portal.forms import AddressForm, EmailPreferencesForm, PlanForm
 from discsub.portal.lookups import get_subscription_for_user
 from discsub.staff.access import ENROLLED, confirmed_device, is_fulfilment_staff
@@ -49,9 +49,23 @@ def _in_words(seconds: int) -> str:
 
 
 def _login_checks(request: HttpRequest, username: str) -> list:
+    """Per username from this client and per client; from a browser that
+    signed in as this username before, per username on that device only
+    (``discsub.known_devices``: others at the same address cannot use up
+    its attempts)."""
     per_user, per_client = signin_limits.login_limits()
+    username = signin_limits.normalise_username(username)
+    if device := known_devices.device_for(request, username):
+        return [(per_user, f"{username}|device:{device}")]
     client = signin_limits.client_address(request)
-    return [(per_user, f"{signin_limits.normalise_username(username)}|{client}"), (per_client, client)]
+    return [(per_user, f"{username}|{client}"), (per_client, client)]
+
+
+def _signed_in(request: HttpRequest, response: HttpResponse, checks: list, reservation) -> HttpResponse:
+    signin_limits.release(reservation)
+    signin_limits.forget(checks[:1])
+    known_devices.remember(request, response, signin_limits.normalise_username(request.user.get_username()))
+    return response
 
 
 def _landing(user, next_url: str) -> str:
@@ -64,8 +78,10 @@ def _landing(user, next_url: str) -> str:
 class LoginView(auth_views.LoginView):
     """Django's sign-in behind the limiter: failed attempts counted per
     username from one client and per client; past a limit that client waits
-    between attempts, and no password is checked while it should wait.  A
-    staff member with an authenticator is asked for its code next."""
+    between attempts, and no password is checked while it should wait: the
+    attempt is taken (reserved) before the password is checked, and given
+    back if it was right.  A staff member with an authenticator is asked for
+    its code next."""
 
     redirect_authenticated_user = True
 
@@ -74,17 +90,18 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         checks = _login_checks(request, request.POST.get("username", ""))
-        if wait := signin_limits.wait_seconds(checks):
+        reservation = signin_limits.reserve(checks)
+        if reservation.wait:
             # An unbound form: binding it would check the password.
             form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
-            context = self.get_context_data(form=form, limited=TOO_MANY.format(wait=_in_words(wait)))
+            context = self.get_context_data(form=form, limited=TOO_MANY.format(wait=_in_words(reservation.wait)))
             return self.render_to_response(context, status=429)
         self.password_right = False
         response = super().post(request, *args, **kwargs)
         if request.user.is_authenticated:
-            signin_limits.forget(checks[:1])
-        elif not self.password_right:
-            signin_limits.record(checks)
+            return _signed_in(request, response, checks, reservation)
+        if self.password_right:  # the code comes next; a wrong one is the failure
+            signin_limits.release(reservation)
         return response
 
     def form_valid(self, form):
@@ -127,17 +144,16 @@ def login_code(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "next": next_url}
     if request.method == "POST":
         checks = _login_checks(request, user.get_username())
-        if wait := signin_limits.wait_seconds(checks):
-            context.update(form=CodeForm(), limited=TOO_MANY.format(wait=_in_words(wait)))
+        reservation = signin_limits.reserve(checks)
+        if reservation.wait:
+            context.update(form=CodeForm(), limited=TOO_MANY.format(wait=_in_words(reservation.wait)))
             return render(request, "registration/login_code.html", context, status=429)
         if form.is_valid() and device.verify_token(form.token()):
             if not request.user.is_authenticated:
                 auth_login(request, user, backend=pending["backend"])
             otp_login(request, device)
             request.session.pop(PENDING, None)
-            signin_limits.forget(checks[:1])
-            return redirect(_landing(user, next_url))
-        signin_limits.record(checks)
+            return _signed_in(request, redirect(_landing(user, next_url)), checks, reservation)
         if form.is_valid():
             form.add_error("code", "That code does not match. Codes change every 30 seconds: try the one shown now.")
     return render(request, "registration/login_code.html", context, status=400 if form.errors else 200)
