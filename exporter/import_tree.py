@@ -227,3 +227,5 @@ def import_file(owner: AbstractBaseUser, candidate: Candidate) -> tuple[str, str
             return IMPORTED, ""
     except OSError as exc:
         return REFUSED, f"cannot be read ({_why(exc)})"
+    except library.LibraryError as exc:  # an album nested too deep, an item in too many albums
+        return REFUSED, str(exc)

@@ -220,3 +220,16 @@ def test_the_target_of_a_followed_link_swapped_after_the_walk_is_not_read(alice,
     outcome, detail = import_tree.import_file(alice, favourite)
     assert outcome == import_tree.REFUSED and "changed since the folder was read" in detail
     assert names(alice) == []
+
+
+def test_a_folder_nested_deeper_than_the_restore_tool_reads_is_refused_and_said(alice, tmp_path):
+    from exporter.disc_tools.restore import MAX_ALBUM_DEPTH
+
+    root = tmp_path / "deep"
+    folder = root.joinpath(*(f"{n}" for n in range(MAX_ALBUM_DEPTH + 1)))
+    folder.mkdir(parents=True)
+    (folder / "too deep.jpg").write_bytes(jpeg_bytes(color=(4, 4, 4)))
+    (folder.parent / "deep enough.jpg").write_bytes(jpeg_bytes(color=(6, 6, 6)))
+    out = run("alice", str(root))
+    assert names(alice) == ["deep enough.jpg"]
+    assert f"too deep.jpg: Albums can be nested at most {MAX_ALBUM_DEPTH} deep" in out
