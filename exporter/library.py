@@ -25,7 +25,7 @@ from django.db import transaction
 from PIL import Image
 
 from exporter import thumbnails
-from exporter.disc_tools.restore import MAX_ALBUM_DEPTH, MAX_ALBUMS, MAX_TEXT, MAX_VERSION
+from exporter.disc_tools.restore import MAX_ALBUM_DEPTH, MAX_ALBUMS, MAX_NAME, MAX_TEXT, MAX_VERSION
 from exporter.feed import record_change
 from exporter.models import Album, ChangeKind, ItemStatus, ItemVersion, MediaItem
 
@@ -158,6 +158,11 @@ def _check_albums(albums: Sequence[Album]) -> None:
         _check_album_depth(len(album.path()))
 
 
+def _check_name(name: str | None) -> None:
+    if name and len(name) > MAX_NAME:
+        raise LibraryError(f"A file name can be at most {MAX_NAME:,} characters long ({len(name):,} given).")
+
+
 def _check_text(**fields) -> None:
     for label, value in fields.items():
         if isinstance(value, str) and len(value) > MAX_TEXT:
@@ -193,6 +198,7 @@ def add_item(
     """Store a new item's bytes and record it as added."""
     if not original_name:
         raise LibraryError("A file needs a name.")
+    _check_name(original_name)
     albums = list(albums)
     _check_albums(albums)
     _check_text(caption=caption, title=title)
@@ -230,6 +236,7 @@ def _locked(item: MediaItem) -> MediaItem:
 
 def replace_bytes(item: MediaItem, source: BinaryIO, original_name: str | None = None) -> ItemVersion:
     """Store new bytes for ``item`` as its next version."""
+    _check_name(original_name)
     storage_name, size, sha256 = store_original(item.owner, source)
     with transaction.atomic():
         locked = _locked(item)

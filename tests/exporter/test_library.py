@@ -158,3 +158,13 @@ def test_a_caption_or_title_is_at_most_as_long_as_the_restore_tool_reads(alice):
         library.add_item(alice, io.BytesIO(jpeg_bytes()), "b.jpg", caption="x" * (MAX_TEXT + 1))
     item.refresh_from_db()
     assert item.caption == ""
+
+
+def test_a_file_name_is_at_most_as_long_as_the_restore_tool_reads(alice):
+    from exporter.disc_tools.restore import MAX_NAME
+
+    with pytest.raises(library.LibraryError, match="file name can be at most"):
+        library.add_item(alice, io.BytesIO(jpeg_bytes()), "x" * MAX_NAME + ".jpg")
+    item = add_file(alice, "a.jpg", jpeg_bytes())
+    with pytest.raises(library.LibraryError, match="file name can be at most"):
+        library.replace_bytes(item, io.BytesIO(jpeg_bytes()), "x" * MAX_NAME + ".jpg")
