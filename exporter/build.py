@@ -163,7 +163,7 @@ def write_disc_image(
     implanted before the atomic rename.  The same disc always gives the same
     bytes.  Raises :class:`SourceMismatch`, ``OSError``, or
     :class:`par2.Par2Error` / :class:`isomd5.IsoMd5Error` (a tool is missing
-    or failed), :class:`StorageUnavailable`."""
+    or failed), :class:`StorageUnavailable`, :class:`contents.ManifestRefused`."""
     workdir = Path(settings.BUILD_DIR) / f"disc-{disc.pk}-{os.getpid()}-{threading.get_ident()}"
     par2.remove(workdir)
     made: list[DiscFile] = []
@@ -181,6 +181,8 @@ def write_disc_image(
             # Object storage: the sources come to the build area first (removed below).
             staged = storage.stage_sources(contents.sources(entries), workdir / "sources")
         files = contents.disc_files(disc, entries, recovery=make_recovery, staged=staged)
+        # Never a disc its own restore tool refuses: it would be verified, and shipped.
+        contents.checked_manifest(disc, files)
         result = iso.write_image(
             files,
             dest,
@@ -222,6 +224,8 @@ def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = Non
             return _fail(disc, reason)
         except (par2.Par2Error, isomd5.IsoMd5Error, StorageUnavailable) as exc:
             return _fail(disc, str(exc))
+        except contents.ManifestRefused as exc:
+            return _fail(disc, str(exc), permanent=True)  # the same disc fails the same way: staff decide
     else:
         return _fail(disc, "source checks kept failing", permanent=True)
     result = written.result

@@ -14,6 +14,8 @@ the groups before it: the payload, the sidecars, the manifest, the README
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.util
 import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,20 +24,55 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 
 from exporter import bag, manifest, offline_index, par2, readme, thumbnails, xmp
+from exporter.errors import ExportError
 from exporter.layout import DiscFile
 from exporter.models import Disc, DiscEntry, EntryKind
 from exporter.storage import Source
 
 # The restore tool travels on every disc as restore.py (stdlib only).  A disc
-# carries the tool of its layout version, so a disc shipped with an older one
-# rebuilds byte-identical; new discs carry the current tool.
+# carries the tool of its layout version, frozen when that layout was released,
+# so a disc shipped with it rebuilds byte-identical whatever restore.py becomes.
+# The current layout's frozen file is identical to restore.py (a test pins every
+# file's sha256 and that): an edit to restore.py needs a new layout version.
 RESTORE_TOOL = Path(__file__).resolve().parent / "disc_tools" / "restore.py"
-FROZEN_RESTORE_TOOLS = {1: RESTORE_TOOL.parent / "frozen" / "restore-layout-1.py"}
+FROZEN_RESTORE_TOOLS = {n: RESTORE_TOOL.parent / "frozen" / f"restore-layout-{n}.py" for n in (1, 2)}
+
+
+class ManifestRefused(ExportError):
+    """The disc's manifest.json does not pass its own restore tool's check:
+    the disc must not be built (nor shipped)."""
 
 
 def restore_tool(layout_version: int) -> Path:
     """The restore.py that a disc of ``layout_version`` carries."""
-    return FROZEN_RESTORE_TOOLS.get(layout_version, RESTORE_TOOL)
+    try:
+        return FROZEN_RESTORE_TOOLS[layout_version]
+    except KeyError:
+        raise ExportError(f"no restore tool is frozen for layout version {layout_version}") from None
+
+
+@functools.cache
+def _tool_module(layout_version: int):
+    """The restore tool of a layout, loaded from its frozen file (the very code on the disc)."""
+    spec = importlib.util.spec_from_file_location(f"_restore_layout_{layout_version}", restore_tool(layout_version))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_manifest(layout_version: int, raw: bytes) -> None:
+    """Raise :class:`ManifestRefused` unless the restore tool of
+    ``layout_version`` reads ``raw`` (manifest.json) as a valid manifest.
+    (The tools of layout 1 check no schema.)"""
+    tool = _tool_module(layout_version)
+    if not hasattr(tool, "load_manifest"):
+        return
+    try:
+        tool.load_manifest(raw)
+    except tool.RestoreError as exc:
+        raise ManifestRefused(
+            f"manifest.json does not pass the check of the disc's own restore.py, which would refuse the disc: {exc}"
+        ) from None
 
 
 def _opener(storage_name: str):
@@ -151,6 +188,14 @@ def manifest_files(
     """manifest.json, and its document for the files that follow."""
     document = manifest.describe(disc, entries, sidecars, {p for f in before for p in f.all_paths})
     return [DiscFile.from_bytes(manifest.MANIFEST_JSON, manifest.manifest_json(document))], document
+
+
+def checked_manifest(disc: Disc, files: Sequence[DiscFile]) -> None:
+    """The builder's check of a disc's files: its manifest.json passes the
+    disc's own restore tool (:func:`check_manifest`)."""
+    (listing,) = [f for f in files if f.path == manifest.MANIFEST_JSON]
+    with listing.open() as fh:
+        check_manifest(disc.layout_version, fh.read())
 
 
 def readme_files(document: dict, before: Sequence[DiscFile]) -> list[DiscFile]:

@@ -21,6 +21,9 @@ Symbolic links inside the tree are followed: a file link imports its target
 under the link's name, a folder link is walked as an album of the link's name
 once every real folder has been walked, unless the folder it leads to was
 walked already (then it is reported, and nothing is imported twice or loops).
+What is opened must be the very file the walk found inside the tree (same
+device and inode): a folder swapped for a link to elsewhere between the walk
+and the import is refused, not read.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class Candidate:
     path: Path  # as found in the tree (a link's own path)
     source: Path  # what is read (a link's target, checked to be inside the tree)
     folders: tuple[str, ...]
+    # (st_dev, st_ino) of the file the walk found inside the tree: what is opened
+    # later must be that file, whatever was swapped for a link in between.
+    identity: tuple[int, int]
 
 
 @dataclass
@@ -79,7 +85,10 @@ def walk(roots: Iterable[Path]) -> Walk:
             found.refused.append(Refusal(root, f"cannot be read ({_why(exc)})"))
             continue
         if not boundary.is_dir():
-            found.candidates.append(Candidate(root, boundary, ()))
+            try:
+                found.candidates.append(Candidate(root, boundary, (), _identity(boundary.stat())))
+            except OSError as exc:
+                found.refused.append(Refusal(root, f"cannot be read ({_why(exc)})"))
             continue
         walked: dict[tuple[int, int], str] = {}  # (device, inode) of each folder walked -> its album path
         links: list[tuple[Path, tuple[str, ...]]] = [(boundary, ())]
@@ -88,6 +97,10 @@ def walk(roots: Iterable[Path]) -> Walk:
             folder, folders = links.pop(0)
             _walk_folder(folder, folders, boundary, walked, found, links.append)
     return found
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
 
 
 def _why(exc: BaseException) -> str:
@@ -142,13 +155,14 @@ def _walk_folder(
                 continue
             else:
                 source = path
-            if not stat.S_ISREG(source.stat().st_mode):
+            info = source.stat()
+            if not stat.S_ISREG(info.st_mode):
                 found.refused.append(Refusal(path, "not a regular file (a device, a pipe or a socket)"))
                 continue
         except OSError as exc:
             found.refused.append(Refusal(path, f"cannot be read ({_why(exc)})"))
             continue
-        found.candidates.append(Candidate(path, source, folders))
+        found.candidates.append(Candidate(path, source, folders, _identity(info)))
 
 
 def admit(owner: AbstractBaseUser, name: str, size: int, head: bytes) -> tuple[str | None, str | None]:
@@ -177,10 +191,15 @@ def import_file(owner: AbstractBaseUser, candidate: Candidate) -> tuple[str, str
     JOINED, DUPLICATE or REFUSED (the detail then says why)."""
     name = display_name(candidate.path.name)
     try:
-        # O_NOFOLLOW: a file swapped for a link since the walk is not read.
+        # O_NOFOLLOW: a file swapped for a link since the walk is not read.  It
+        # guards the last name only: a folder on the way swapped for a link to
+        # outside the tree is caught by the identity check, which compares the
+        # file opened with the one the walk found inside the tree.
         fd = os.open(candidate.source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         with open(fd, "rb") as fh:
             info = os.fstat(fh.fileno())
+            if _identity(info) != candidate.identity:
+                return REFUSED, "changed since the folder was read (a folder on the way replaced?): not read"
             if not stat.S_ISREG(info.st_mode):
                 return REFUSED, "not a regular file"
             content_type, reason = admit(owner, name, info.st_size, fh.read(HEAD_BYTES))
@@ -208,3 +227,5 @@ def import_file(owner: AbstractBaseUser, candidate: Candidate) -> tuple[str, str
             return IMPORTED, ""
     except OSError as exc:
         return REFUSED, f"cannot be read ({_why(exc)})"
+    except library.LibraryError as exc:  # an album nested too deep, an item in too many albums
+        return REFUSED, str(exc)

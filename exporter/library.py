@@ -25,6 +25,7 @@ from django.db import transaction
 from PIL import Image
 
 from exporter import thumbnails
+from exporter.disc_tools.restore import MAX_ALBUM_DEPTH, MAX_ALBUMS, MAX_NAME, MAX_TEXT, MAX_VERSION
 from exporter.feed import record_change
 from exporter.models import Album, ChangeKind, ItemStatus, ItemVersion, MediaItem
 
@@ -133,8 +134,45 @@ def guess_content_type(name: str) -> str:
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
 
+# Every disc's restore.py checks manifest.json against bounds (restore.py's
+# MAX_* constants, docs/disc-layout.md): the library never holds more than
+# they allow, or a disc would ship that its own tool refuses.
+
+
+def _check_album_depth(depth: int) -> None:
+    if depth > MAX_ALBUM_DEPTH:
+        raise LibraryError(
+            f"Albums can be nested at most {MAX_ALBUM_DEPTH} deep (this one would be {depth} deep); "
+            "the restore tool on every disc reads no deeper."
+        )
+
+
+def _check_albums(albums: Sequence[Album]) -> None:
+    """An item is in at most MAX_ALBUMS albums, none deeper than MAX_ALBUM_DEPTH."""
+    if len(albums) > MAX_ALBUMS:
+        raise LibraryError(
+            f"An item can be in at most {MAX_ALBUMS} albums (this would be {len(albums)}); "
+            "the restore tool on every disc reads no more."
+        )
+    for album in albums:
+        _check_album_depth(len(album.path()))
+
+
+def _check_name(name: str | None) -> None:
+    if name and len(name) > MAX_NAME:
+        raise LibraryError(f"A file name can be at most {MAX_NAME:,} characters long ({len(name):,} given).")
+
+
+def _check_text(**fields) -> None:
+    for label, value in fields.items():
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise LibraryError(f"A {label} can be at most {MAX_TEXT:,} characters long ({len(value):,} given).")
+
+
 def ensure_album_path(owner: AbstractBaseUser, names: Sequence[str]) -> Album | None:
-    """The album at ``names`` (top-level first), created as needed."""
+    """The album at ``names`` (top-level first), created as needed; at most
+    MAX_ALBUM_DEPTH deep (:class:`LibraryError` beyond)."""
+    _check_album_depth(len(names))
     parent = None
     for name in names:
         parent, _ = Album.objects.get_or_create(owner=owner, parent=parent, name=name)
@@ -160,6 +198,10 @@ def add_item(
     """Store a new item's bytes and record it as added."""
     if not original_name:
         raise LibraryError("A file needs a name.")
+    _check_name(original_name)
+    albums = list(albums)
+    _check_albums(albums)
+    _check_text(caption=caption, title=title)
     storage_name, size, sha256 = store_original(owner, source)
     captured_at, offset = read_capture_date(storage_name)
     with transaction.atomic():
@@ -182,7 +224,7 @@ def add_item(
         )
         item.current_version = version
         item.save(update_fields=["current_version"])
-        item.albums.set(list(albums))
+        item.albums.set(albums)
         record_change(item, ChangeKind.ADDED)
         _thumbnail_after_commit(version)
     return item
@@ -194,12 +236,15 @@ def _locked(item: MediaItem) -> MediaItem:
 
 def replace_bytes(item: MediaItem, source: BinaryIO, original_name: str | None = None) -> ItemVersion:
     """Store new bytes for ``item`` as its next version."""
+    _check_name(original_name)
     storage_name, size, sha256 = store_original(item.owner, source)
     with transaction.atomic():
         locked = _locked(item)
         if locked.status == ItemStatus.DELETED:
             raise LibraryError("This item has been deleted.")
         number = (locked.current_version.number if locked.current_version else 0) + 1
+        if number > MAX_VERSION:
+            raise LibraryError(f"An item can have at most {MAX_VERSION:,} versions; add this file as a new item.")
         name = original_name or locked.original_name
         version = ItemVersion.objects.create(
             item=locked,
@@ -224,6 +269,7 @@ _UNSET = object()
 
 def edit_metadata(item: MediaItem, *, caption=_UNSET, title=_UNSET, captured_at=_UNSET, captured_offset_minutes=_UNSET):
     """Edit an item's caption, title or capture date; records one change if anything differs."""
+    _check_text(caption=caption, title=title)
     with transaction.atomic():
         locked = _locked(item)
         if locked.status == ItemStatus.DELETED:
@@ -247,6 +293,7 @@ def move_item(item: MediaItem, albums: Iterable[Album]) -> MediaItem:
     albums = list(albums)
     if any(a.owner_id != item.owner_id for a in albums):
         raise LibraryError("An item can only go into its owner's albums.")
+    _check_albums(albums)
     with transaction.atomic():
         locked = _locked(item)
         if locked.status == ItemStatus.DELETED:

@@ -375,9 +375,10 @@ def _cross_check(
     return problems
 
 
-def _read_small(fd: int, extents: tuple[tuple[int, int], ...], limit: int = 64 * 1024 * 1024) -> bytes:
+def _read_small(fd: int, extents: tuple[tuple[int, int], ...], limit: int = restore.SMALL_LIMIT) -> bytes:
+    # The restore tool's own limit: a manifest it reads is one verify_disc reads.
     if sum(n for _, n in extents) > limit:
-        raise ValueError("manifest too large")
+        raise ValueError(f"manifest too large (over {limit} bytes)")
     return b"".join(os.pread(fd, n, start) for start, n in extents)
 
 

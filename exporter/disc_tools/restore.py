@@ -60,7 +60,11 @@ SCHEMA = "discsub-manifest"
 SCHEMA_VERSION = 1
 SECTOR = 2048
 BLOCK = 1024 * 1024
-SMALL_LIMIT = 256 * 1024 * 1024  # manifests and other tag files are read whole
+# Manifests and other tag files are read whole.  manifest.json carries the catalog
+# of the whole series: about 220 bytes an item, so 512 MiB holds a library of
+# 1,000,000 items with room for longer names and more albums (~3 GB of memory
+# to check it).
+SMALL_LIMIT = 512 * 1024 * 1024
 STATE_DIR = ".discsub-restore"
 JOURNAL = "journal.jsonl"
 STAGING = "tmp"

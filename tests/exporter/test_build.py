@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from exporter import build, library, planning
 from exporter.disc_tools import restore
+from exporter.errors import ExportError
 from exporter.media import Medium
 from exporter.models import DiscEntry, DiscEvent, DiscStatus, ItemIssue
 from exporter.planning import plan_next_disc
@@ -27,10 +28,30 @@ def planned_disc(owner, files=3):
     return plan_next_disc(owner, allow_partial=True)
 
 
-# The restore.py that discs of layout 1 carry.  Discs already shipped are rebuilt
-# years later and must come out byte-identical (DESIGN §2.6): a change to the
-# tool goes into a new layout version, and this file stays as it is.
-LAYOUT_1_RESTORE_PY_SHA256 = "9ee41232e59db977ba3479fc865ae5b37437c71c318813248ad70ffafdc3ce6d"
+# The restore.py that discs of each released layout carry.  Discs already shipped
+# are rebuilt years later and must come out byte-identical (DESIGN §2.6): a change
+# to the tool goes into a new layout version, and these files stay as they are.
+RESTORE_PY_SHA256 = {
+    1: "9ee41232e59db977ba3479fc865ae5b37437c71c318813248ad70ffafdc3ce6d",
+    2: "541eb9308f6dc8a3ad61a3108a2447ea664aabdf2af0f796ab57d7f47b4aa97e",
+}
+
+
+def test_every_released_layout_carries_a_frozen_pinned_restore_tool():
+    from exporter import contents
+
+    assert set(contents.FROZEN_RESTORE_TOOLS) == set(RESTORE_PY_SHA256)
+    for layout, sha256 in RESTORE_PY_SHA256.items():
+        assert hashlib.sha256(contents.restore_tool(layout).read_bytes()).hexdigest() == sha256, layout
+    # The current layout's frozen tool is restore.py as it is: an edit to
+    # restore.py fails here until it goes into a new layout version.
+    with open(restore.__file__, "rb") as fh:
+        current = fh.read()
+    assert contents.restore_tool(planning.LAYOUT_VERSION).read_bytes() == current, (
+        "restore.py changed: freeze it as a new layout version (exporter.contents, planning.LAYOUT_VERSION)"
+    )
+    with pytest.raises(ExportError):
+        contents.restore_tool(planning.LAYOUT_VERSION + 1)
 
 
 def test_a_disc_carries_the_restore_tool_of_its_layout_version(alice, monkeypatch):
@@ -41,7 +62,7 @@ def test_a_disc_carries_the_restore_tool_of_its_layout_version(alice, monkeypatc
     assert (old.status, new.status) == (DiscStatus.VERIFIED, DiscStatus.VERIFIED)
     assert (old.layout_version, new.layout_version) == (1, planning.LAYOUT_VERSION) and planning.LAYOUT_VERSION > 1
     tools = {d.layout_version: restore.IsoImage(str(build.image_path(d))).read_small("restore.py") for d in (old, new)}
-    assert hashlib.sha256(tools[1]).hexdigest() == LAYOUT_1_RESTORE_PY_SHA256
+    assert hashlib.sha256(tools[1]).hexdigest() == RESTORE_PY_SHA256[1]
     with open(restore.__file__, "rb") as fh:
         assert tools[planning.LAYOUT_VERSION] == fh.read()
 
@@ -177,3 +198,21 @@ def test_a_failed_build_tells_staff_why_without_naming_paths_of_this_machine(ali
     notes = " ".join(DiscEvent.objects.filter(disc=failed).values_list("note", flat=True))
     assert str(tmp_path) not in failed.last_error + notes
     assert "(a path)" in failed.last_error
+
+
+def test_a_disc_its_own_restore_tool_would_refuse_is_not_built(alice):
+    # An item 101 albums deep (the library refuses that now; an older library
+    # holds it): its disc's manifest.json is one restore.py refuses.
+    from exporter.models import Album
+
+    parent = None
+    for n in range(restore.MAX_ALBUM_DEPTH + 1):
+        parent = Album.objects.create(owner=alice, parent=parent, name=f"{n}")
+    item = add_file(alice, "deep.jpg", jpeg_bytes())
+    item.albums.add(parent)
+    disc = plan_next_disc(alice, allow_partial=True)
+    built = build.build_disc(disc.pk)
+    assert built.status == DiscStatus.FAILED and built.failure_permanent
+    assert "does not pass the check of the disc's own restore.py" in built.last_error
+    assert "expected a list of at most 100" in built.last_error
+    assert not build.image_path(built).exists()

@@ -189,3 +189,47 @@ def test_an_unreadable_file_or_folder_is_reported_and_skipped(alice, settings):
         import shutil
 
         shutil.rmtree(base)
+
+
+def test_a_folder_swapped_for_a_link_out_after_the_walk_is_not_read(alice, tree, tmp_path):
+    # The walk finds Trips/Rome/colosseum.jpg inside the tree; then, before the
+    # import opens it, Trips/Rome becomes a link to a folder outside with a
+    # file of the same name.  O_NOFOLLOW guards only the last name.
+    walked = import_tree.walk([tree])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "colosseum.jpg").write_bytes(jpeg_bytes(color=(1, 2, 3)))
+    (tree / "Trips" / "Rome").rename(tmp_path / "moved away")
+    (tree / "Trips" / "Rome").symlink_to(outside)
+    (candidate,) = [c for c in walked.candidates if c.path.name == "colosseum.jpg"]
+    outcome, detail = import_tree.import_file(alice, candidate)
+    assert outcome == import_tree.REFUSED and "changed since the folder was read" in detail
+    assert names(alice) == []
+
+
+def test_the_target_of_a_followed_link_swapped_after_the_walk_is_not_read(alice, tree, tmp_path):
+    (tree / "favourite.jpg").symlink_to(tree / "Trips" / "Rome" / "colosseum.jpg")
+    walked = import_tree.walk([tree])
+    # Trips, a folder on the way to the link's target, now leads out.
+    outside = tmp_path / "outside"
+    (outside / "Rome").mkdir(parents=True)
+    (outside / "Rome" / "colosseum.jpg").write_bytes(jpeg_bytes(color=(9, 9, 9)))
+    (tree / "Trips").rename(tmp_path / "moved away")
+    (tree / "Trips").symlink_to(outside)
+    (favourite,) = [c for c in walked.candidates if c.path.name == "favourite.jpg"]
+    outcome, detail = import_tree.import_file(alice, favourite)
+    assert outcome == import_tree.REFUSED and "changed since the folder was read" in detail
+    assert names(alice) == []
+
+
+def test_a_folder_nested_deeper_than_the_restore_tool_reads_is_refused_and_said(alice, tmp_path):
+    from exporter.disc_tools.restore import MAX_ALBUM_DEPTH
+
+    root = tmp_path / "deep"
+    folder = root.joinpath(*(f"{n}" for n in range(MAX_ALBUM_DEPTH + 1)))
+    folder.mkdir(parents=True)
+    (folder / "too deep.jpg").write_bytes(jpeg_bytes(color=(4, 4, 4)))
+    (folder.parent / "deep enough.jpg").write_bytes(jpeg_bytes(color=(6, 6, 6)))
+    out = run("alice", str(root))
+    assert names(alice) == ["deep enough.jpg"]
+    assert f"too deep.jpg: Albums can be nested at most {MAX_ALBUM_DEPTH} deep" in out

@@ -103,3 +103,68 @@ def test_items_cannot_go_into_another_subscribers_album(alice, bob):
     with pytest.raises(library.LibraryError):
         library.move_item(item, [bobs])
     assert not item.albums.exists()
+
+
+# --- the bounds every disc's restore.py checks manifest.json against -----------------
+
+
+def test_albums_nest_at_most_as_deep_as_the_restore_tool_reads(alice):
+    from exporter.disc_tools.restore import MAX_ALBUM_DEPTH
+
+    deepest = library.ensure_album_path(alice, [f"level {n}" for n in range(MAX_ALBUM_DEPTH)])
+    assert len(deepest.path()) == MAX_ALBUM_DEPTH
+    with pytest.raises(library.LibraryError, match=f"nested at most {MAX_ALBUM_DEPTH} deep"):
+        library.ensure_album_path(alice, [f"level {n}" for n in range(MAX_ALBUM_DEPTH + 1)])
+
+
+def test_an_item_goes_into_no_album_deeper_than_the_restore_tool_reads(alice):
+    from exporter.disc_tools.restore import MAX_ALBUM_DEPTH
+    from exporter.models import Album
+
+    # An album made deeper some other way (an older release, the admin) is still refused.
+    parent = None
+    for n in range(MAX_ALBUM_DEPTH + 1):
+        parent = Album.objects.create(owner=alice, parent=parent, name=f"level {n}")
+    item = add_file(alice, "a.jpg", jpeg_bytes())
+    with pytest.raises(library.LibraryError, match="nested at most"):
+        library.move_item(item, [parent])
+    with pytest.raises(library.LibraryError, match="nested at most"):
+        library.add_item(alice, io.BytesIO(jpeg_bytes()), "b.jpg", albums=[parent])
+    assert list(item.albums.all()) == []
+
+
+def test_an_item_is_in_at_most_as_many_albums_as_the_restore_tool_reads(alice):
+    from exporter.disc_tools.restore import MAX_ALBUMS
+    from exporter.models import Album
+
+    albums = Album.objects.bulk_create(Album(owner=alice, name=f"album {n}") for n in range(MAX_ALBUMS + 1))
+    item = add_file(alice, "a.jpg", jpeg_bytes())
+    library.move_item(item, albums[:MAX_ALBUMS])
+    assert item.albums.count() == MAX_ALBUMS
+    with pytest.raises(library.LibraryError, match=f"at most {MAX_ALBUMS} albums"):
+        library.move_item(item, albums)
+    with pytest.raises(library.LibraryError, match=f"at most {MAX_ALBUMS} albums"):
+        library.add_item(alice, io.BytesIO(jpeg_bytes()), "b.jpg", albums=albums)
+    assert item.albums.count() == MAX_ALBUMS
+
+
+def test_a_caption_or_title_is_at_most_as_long_as_the_restore_tool_reads(alice):
+    from exporter.disc_tools.restore import MAX_TEXT
+
+    item = add_file(alice, "a.jpg", jpeg_bytes())
+    with pytest.raises(library.LibraryError, match="caption can be at most"):
+        library.edit_metadata(item, caption="x" * (MAX_TEXT + 1))
+    with pytest.raises(library.LibraryError, match="caption can be at most"):
+        library.add_item(alice, io.BytesIO(jpeg_bytes()), "b.jpg", caption="x" * (MAX_TEXT + 1))
+    item.refresh_from_db()
+    assert item.caption == ""
+
+
+def test_a_file_name_is_at_most_as_long_as_the_restore_tool_reads(alice):
+    from exporter.disc_tools.restore import MAX_NAME
+
+    with pytest.raises(library.LibraryError, match="file name can be at most"):
+        library.add_item(alice, io.BytesIO(jpeg_bytes()), "x" * MAX_NAME + ".jpg")
+    item = add_file(alice, "a.jpg", jpeg_bytes())
+    with pytest.raises(library.LibraryError, match="file name can be at most"):
+        library.replace_bytes(item, io.BytesIO(jpeg_bytes()), "x" * MAX_NAME + ".jpg")

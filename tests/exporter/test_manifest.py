@@ -4,6 +4,7 @@ items and the running catalog of the series."""
 import hashlib
 import io
 import json
+import os
 
 import pytest
 from django.core.files.storage import default_storage
@@ -225,3 +226,25 @@ def test_the_catalog_costs_under_200_bytes_an_item(alice):
     per_item = len(text[start:end].encode("utf-8")) / 300
     # data/Travel/Trip 7/IMG_0007.JPG in one album: about 180 bytes.
     assert per_item < 200, per_item
+
+
+def test_the_catalog_of_a_million_item_library_is_one_restore_py_and_verify_disc_read():
+    # Every disc carries the catalog of the whole series; an item in three
+    # albums with camera names is a plain record, and a library of 1,000,000
+    # of them must give a manifest.json the disc's own tools read.
+    from exporter import verify
+    from exporter.disc_tools import restore
+
+    albums = [["Holidays 2019", "Italy"], ["Best of 2019"], ["Family", "Grandparents"]]
+    place = manifest.Place("1b4e28ba-2fa1-11d2-883f-0016d3cca427", 123, 1, None, "IMG_20190714_183005.jpg", albums)
+    place.path = "data/Holidays 2019/Italy/IMG_20190714_183005.jpg"
+    document = {"catalog": {place.item: place.as_catalog()}}
+    line = len(manifest._dumps(document).splitlines()[2]) + 1
+    catalog = line * 1_000_000
+    assert catalog < restore.SMALL_LIMIT
+    # verify_disc reads as much as restore.py does (it read at most 64 MiB).
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        assert verify._read_small(fd, ((0, catalog),)) == b""
+    finally:
+        os.close(fd)

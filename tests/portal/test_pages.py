@@ -38,6 +38,16 @@ def test_albums_nest_and_filter_the_library(signed_in, alice, world):
     assert not Album.objects.filter(name__startswith="bad").exists()
 
 
+def test_an_album_nested_deeper_than_the_restore_tool_reads_is_refused_and_said(signed_in, alice):
+    from exporter.disc_tools.restore import MAX_ALBUM_DEPTH
+
+    deepest = library.ensure_album_path(alice, [f"level {n}" for n in range(MAX_ALBUM_DEPTH)])
+    response = signed_in.post(reverse("create_album"), {"name": "one more", "parent": str(deepest.public_id)})
+    assert response.status_code == 302
+    assert f"nested at most {MAX_ALBUM_DEPTH} deep" in flash(signed_in, response)
+    assert not Album.objects.filter(name="one more").exists()
+
+
 def test_an_item_moves_between_albums_and_is_edited(signed_in, alice, world):
     item = world["item"]
     other = library.ensure_album_path(alice, ["Family"])

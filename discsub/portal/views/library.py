@@ -145,7 +145,11 @@ def create_album(request: HttpRequest) -> HttpResponse:
             messages.error(request, " ".join(errors))
         return redirect("library")
     parent = form.parent_album()
-    album = library.ensure_album_path(request.user, [*(parent.path() if parent else []), form.cleaned_data["name"]])
+    try:
+        album = library.ensure_album_path(request.user, [*(parent.path() if parent else []), form.cleaned_data["name"]])
+    except library.LibraryError as exc:
+        messages.error(request, str(exc))
+        return redirect(_library_url(parent))
     messages.success(request, f"Album “{form.cleaned_data['name']}” is ready.")
     return redirect(_library_url(album))
 
