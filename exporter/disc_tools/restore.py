@@ -430,7 +430,7 @@ class IsoImage(_Source):
         self.fh = open(path, "rb")
         # Directories read so far: in a real image they never overlap, so never
         # more than the image (a crafted one could make each folder claim it all).
-        self._budget = os.fstat(self.fh.fileno()).st_size
+        self._budget = self.fh.seek(0, os.SEEK_END)  # (a drive's st_size is 0)
         self.entries = {}  # path -> ("file", [(offset, length), ...]) | ("dir" | "link" | "odd", None)
         self._skip, self._rock_ridge, self._visited = 0, False, set()
         self._walk(self._root(), "", 0)

@@ -34,7 +34,7 @@ def planned_disc(owner, files=3):
 RESTORE_PY_SHA256 = {
     1: "9ee41232e59db977ba3479fc865ae5b37437c71c318813248ad70ffafdc3ce6d",
     2: "541eb9308f6dc8a3ad61a3108a2447ea664aabdf2af0f796ab57d7f47b4aa97e",
-    3: "561286c93d8eb268f245653d2a2f879aa4906806dbd230282780865d053fcf3d",
+    3: "8a0706eed15673d22ebba01a89c822cf9c5d98fed00a41088d19397670fb14de",
 }
 # And the repair.py that discs carry from layout 3 on.
 REPAIR_PY_SHA256 = {

@@ -269,3 +269,45 @@ def test_a_dry_run_repairs_outside_the_folder_and_a_damaged_folder_is_told_how_t
     out = io.StringIO()
     assert restore.restore([str(folder)], str(tmp_path / "from-folder"), out=out, err=io.StringIO()) == 1
     assert "give restore.py the drive (e.g. /dev/sr0) or an image read from it" in out.getvalue()
+
+
+@pytest.fixture
+def drive(tmp_path):
+    """A read-only loop device over an image file: a drive with a disc in it, as far as our tools can tell."""
+    attached = []
+
+    def attach(image: Path) -> str:
+        losetup = require_tool("losetup", "mount")
+        run = subprocess.run([losetup, "-r", "-f", "--show", str(image)], capture_output=True, text=True)
+        if run.returncode != 0:
+            (pytest.fail if IN_CI else pytest.skip)(f"cannot attach a loop device here: {run.stderr.strip()}")
+        attached.append(run.stdout.strip())
+        return attached[-1]
+
+    yield attach
+    for device in attached:
+        subprocess.run(["losetup", "-d", device], check=False)
+
+
+def test_a_damaged_disc_in_a_drive_is_repaired_and_restored(alice, tmp_path, drive, capsys):
+    disc, image = small_disc(alice)
+    damaged = tmp_path / "in-the-drive.iso"
+    shutil.copyfile(image, damaged)
+    with open(damaged, "r+b") as fh:
+        for sector in random.Random(5).sample(range(volume_sectors(image)), 30):
+            fh.seek(sector * SECTOR)
+            fh.write(bytes(SECTOR))
+    device = drive(damaged)
+    out, into = io.StringIO(), tmp_path / "restored"
+    assert restore.restore([device], str(into), out=out, err=io.StringIO()) == 0, out.getvalue()
+    assert "sectors were rebuilt from its recovery data" in out.getvalue()
+    carried = set(disc.entries.filter(kind="file").values_list("version__sha256", flat=True))
+    assert {sha256_file(p) for p in into.rglob("*.jpg")} == carried
+    call_command("repair_disc", device, to=str(tmp_path / "from-the-drive.iso"))
+    assert sha256_file(tmp_path / "from-the-drive.iso") == sha256_file(image, volume_sectors(image) * SECTOR)
+    assert not (tmp_path / "from-the-drive.iso.rescued").exists()
+    # A sound disc in the drive is read straight from it.
+    out = io.StringIO()
+    assert restore.restore([drive(image)], str(tmp_path / "sound"), out=out, err=io.StringIO()) == 0, out.getvalue()
+    assert "rebuilt" not in out.getvalue()
+    assert {sha256_file(p) for p in (tmp_path / "sound").rglob("*.jpg")} == carried
