@@ -279,6 +279,9 @@ DISCSUB_ORGANIZATION = os.environ.get("DISCSUB_ORGANIZATION", "Discsub")
 DISCSUB_SECTOR_PARITY = {"cd": 32, "dvd": 32, "dvd-dl": 32, "bd": 32}
 if os.environ.get("DISCSUB_SECTOR_PARITY"):  # one figure for every medium
     DISCSUB_SECTOR_PARITY = dict.fromkeys(DISCSUB_SECTOR_PARITY, env_int("DISCSUB_SECTOR_PARITY", 32))
+if not all(0 <= parity <= 128 for parity in DISCSUB_SECTOR_PARITY.values()):
+    # More parity than data would be a strange disc; 255 or more is no code at all.
+    raise ImproperlyConfigured(f"DISCSUB_SECTOR_PARITY must be 0 to 128 parity layers of 255: {DISCSUB_SECTOR_PARITY}")
 # PAR2 files over the payload (recovery/), in % of the payload's blocks, per
 # medium: the discs of layouts 1 and 2 carry them.  Off by default since
 # layout 3: par2's blocks of many sectors lose to scattered dead sectors,

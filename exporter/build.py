@@ -183,7 +183,7 @@ def write_disc_image(
         if implant:
             md5.append(isomd5.implant(path))
         if disc.sector_parity:
-            ecc.protect(path, parity=disc.sector_parity)
+            ecc.protect(path, parity=disc.sector_parity, layout_format=contents.repair_format(disc.layout_version))
 
     try:
         staged = None

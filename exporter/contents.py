@@ -54,13 +54,29 @@ def restore_tool(layout_version: int) -> Path:
         raise ExportError(f"no restore tool is frozen for layout version {layout_version}") from None
 
 
-@functools.cache
-def _tool_module(layout_version: int):
-    """The restore tool of a layout, loaded from its frozen file (the very code on the disc)."""
-    spec = importlib.util.spec_from_file_location(f"_restore_layout_{layout_version}", restore_tool(layout_version))
+def _load(path: Path, name: str):
+    """A frozen tool, loaded from its file: the very code on the disc."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def _tool_module(layout_version: int):
+    """The restore tool of a layout."""
+    return _load(restore_tool(layout_version), f"_restore_layout_{layout_version}")
+
+
+@functools.cache
+def repair_format(layout_version: int):
+    """The repair.py of a layout (from layout 3), loaded from its frozen file:
+    the format of the recovery data such a disc carries (:mod:`exporter.ecc`)."""
+    try:
+        path = FROZEN_REPAIR_TOOLS[layout_version]
+    except KeyError:
+        raise ExportError(f"no repair tool is frozen for layout version {layout_version}") from None
+    return _load(path, f"_repair_layout_{layout_version}")
 
 
 def check_manifest(layout_version: int, raw: bytes) -> None:

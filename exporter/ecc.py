@@ -26,6 +26,7 @@ import zlib
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from exporter.disc_tools import repair as fmt
 
@@ -170,10 +171,15 @@ def protect(
     sha256: str | None = None,
     engine: str = "auto",
     workers: int = 2,
+    layout_format: ModuleType = fmt,
 ) -> Protection:
     """Append recovery data to ``image`` (in place).  ``sha256`` is the image's,
     when the caller already has it; otherwise it is computed alongside.
-    ``engine`` "auto" is :func:`available_engine`.  The caller fsyncs."""
+    ``engine`` "auto" is :func:`available_engine`.  ``layout_format`` is the
+    repair.py whose format to write: a disc's own, frozen with its layout
+    (:func:`exporter.contents.repair_format`), so a rebuild years later
+    writes the same bytes.  The caller fsyncs."""
+    fmt = layout_format
     size = os.path.getsize(image)
     if size % SECTOR or not size:
         raise EccError(f"{image} is not a whole number of {SECTOR}-byte sectors")
@@ -193,7 +199,7 @@ def protect(
             hasher = threading.Thread(target=lambda: digest.update(sha=_sha256_range(fd, size)))
             hasher.start()
         os.ftruncate(fd, layout.total_sectors * SECTOR)
-        _encode(fd, layout, coder, crcs, max(1, workers))
+        _encode(fd, layout, coder, crcs, max(1, workers), fmt.ZERO_CRC)
         if hasher is not None:
             hasher.join()
             sha = digest["sha"]
@@ -218,13 +224,12 @@ def _sha256_range(fd: int, size: int) -> bytes:
     return digest.digest()
 
 
-def _encode(fd: int, layout: fmt.Layout, coder, crcs: array, workers: int) -> None:
+def _encode(fd: int, layout, coder, crcs: array, workers: int, zero_crc: int) -> None:
     k, m, big_l, n_img = layout.k, layout.m, layout.layer, layout.image_sectors
     slices = iter(range(0, big_l, SLICE))
     lock = threading.Lock()
     errors: list[BaseException] = []
     stride = SLICE * SECTOR
-    zero_crc = fmt.ZERO_CRC
 
     def work() -> None:
         data, parity = bytearray(k * stride), bytearray(m * stride)

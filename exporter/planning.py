@@ -266,14 +266,19 @@ def _flag_too_large(item: MediaItem, version: ItemVersion, capacity: int, medium
         )
 
 
+def _split_reserve(owner_id: int, capacity: int) -> int:
+    """Sectors a disc carrying a part keeps for the rest: the disc's own files,
+    the series catalog (about 200 bytes an item) and 0.5 % to spare, so that a
+    later part fits as well as the first."""
+    catalog = -(-MediaItem.objects.filter(owner_id=owner_id).count() * 256 // 2048)
+    return BASE_OVERHEAD_SECTORS + catalog + capacity // 200
+
+
 def _make_part(candidate: _Candidate, capacity: int, medium: str, splits: dict) -> bool:
     """Make ``candidate`` the next part of its file, split across discs."""
     item, version = candidate.item, candidate.version
     if ("size", medium) not in splits:
-        # Room for the disc's own files, the series catalog (about 200 bytes
-        # an item) and 0.5 % to spare: a later part must fit as well as the first.
-        catalog = -(-MediaItem.objects.filter(owner_id=item.owner_id).count() * 256 // 2048)
-        reserve = BASE_OVERHEAD_SECTORS + catalog + capacity // 200
+        reserve = _split_reserve(item.owner_id, capacity)
         splits["size", medium] = splitting.part_bytes(capacity, recovery_percent(medium), reserve)
     if splits["size", medium] <= 0:
         _flag_too_large(item, version, capacity, medium)
@@ -319,6 +324,24 @@ def image_capacity(medium: str) -> int:
     """The sectors the ISO volume of a disc of ``medium`` planned now may
     take: the medium's, less the recovery data appended after it."""
     return ecc.image_capacity(CAPACITY_SECTORS[medium], sector_parity(medium))
+
+
+def _disc_parity(owner_id: int, medium: str) -> int:
+    """The parity layers of the owner's next disc: the medium's, or fewer
+    when that disc must carry the next part of a file whose parts were sized
+    for a larger volume (split by an older layout, with no recovery data
+    after the volume): the part fits, with as much protection as leaves room."""
+    parity = sector_parity(medium)
+    item_id = splitting.in_progress(owner_id) if parity else None
+    version = MediaItem.objects.filter(pk=item_id).values_list("current_version", flat=True).first()
+    part = splitting.next_part(ItemVersion.objects.get(pk=version), 1) if version else None
+    if part is None:
+        return parity
+    full = CAPACITY_SECTORS[medium]
+    need = sectors_for(part["size"]) + _split_reserve(owner_id, full)
+    while parity and ecc.image_capacity(full, parity) < need:
+        parity -= 1
+    return parity
 
 
 def _recovery_payload(chosen: list[_Candidate]) -> list[tuple[str, int]]:
@@ -586,7 +609,8 @@ def plan_next_disc(
     if medium is None:
         subscription = Subscription.objects.filter(user=owner).first()
         medium = subscription.medium if subscription else "dvd"
-    capacity = image_capacity(medium)
+    parity = _disc_parity(owner.pk, medium)
+    capacity = ecc.image_capacity(CAPACITY_SECTORS[medium], parity)
     now = (now or timezone.now()).replace(microsecond=0)
     with transaction.atomic():
         cursor = ExportCursor.objects.select_for_update().get(owner=owner)
@@ -609,7 +633,7 @@ def plan_next_disc(
             full = True  # what was dropped did not fit
         disc = None
         if chosen and (full or allow_partial):
-            disc = _fix_disc(owner, cursor, medium, capacity, chosen, now)
+            disc = _fix_disc(owner, cursor, medium, capacity, parity, chosen, now)
         if absorbed:
             Change.objects.filter(owner=owner, item_id__in=absorbed, resolution=Resolution.PENDING).update(
                 resolution=Resolution.ABSORBED, resolved_at=now
@@ -618,7 +642,9 @@ def plan_next_disc(
     return disc
 
 
-def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: list[_Candidate], now) -> Disc | None:
+def _fix_disc(
+    owner, cursor: ExportCursor, medium: str, capacity: int, parity: int, chosen: list[_Candidate], now
+) -> Disc | None:
     number = cursor.discs_planned + 1
     disc = Disc(
         owner=owner,
@@ -632,7 +658,7 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
         volume_id=volume_id_for(owner.pk, number),
         layout_version=LAYOUT_VERSION,
         recovery_percent=recovery_percent(medium),
-        sector_parity=sector_parity(medium),
+        sector_parity=parity,
     )
     pending = defaultdict(list)
     for item_id, kind, seq in (

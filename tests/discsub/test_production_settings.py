@@ -86,6 +86,7 @@ def test_check_deploy_fails_on_a_development_setup(tmp_path):
         ({"DJANGO_DEBUG": "1"}, "DJANGO_DEBUG must be off"),
         ({"DATABASE_URL": None}, "DATABASE_URL must be set"),
         ({"DATABASE_URL": "sqlite:////srv/discsub/discsub.sqlite3"}, "must not be SQLite"),
+        ({"DISCSUB_SECTOR_PARITY": "255"}, "DISCSUB_SECTOR_PARITY must be 0 to 128"),
     ],
     ids=[
         "no-secret-key",
@@ -101,6 +102,7 @@ def test_check_deploy_fails_on_a_development_setup(tmp_path):
         "debug-on",
         "no-database",
         "sqlite",
+        "no-room-for-data-on-the-disc",
     ],
 )
 def test_production_refuses_to_start_without_its_required_values(tmp_path, overrides, message):

@@ -34,11 +34,11 @@ def planned_disc(owner, files=3):
 RESTORE_PY_SHA256 = {
     1: "9ee41232e59db977ba3479fc865ae5b37437c71c318813248ad70ffafdc3ce6d",
     2: "541eb9308f6dc8a3ad61a3108a2447ea664aabdf2af0f796ab57d7f47b4aa97e",
-    3: "8a0706eed15673d22ebba01a89c822cf9c5d98fed00a41088d19397670fb14de",
+    3: "fdb1290d4e0dd244815cf5f2abf6150b257c0718b60bc7b488fce9af6eb5efa9",
 }
 # And the repair.py that discs carry from layout 3 on.
 REPAIR_PY_SHA256 = {
-    3: "d246373cd9e1f66d1035684526c6ebd72cc0d27cc87e32cb88a27cdce2307bee",
+    3: "38cfc9c619f5a8af047e04cd61a2b49815eaeb689ca9020d27c994810d6b7889",
 }
 
 

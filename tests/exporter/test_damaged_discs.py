@@ -298,9 +298,9 @@ def test_a_damaged_disc_in_a_drive_is_repaired_and_restored(alice, tmp_path, dri
             fh.seek(sector * SECTOR)
             fh.write(bytes(SECTOR))
     device = drive(damaged)
-    out, into = io.StringIO(), tmp_path / "restored"
-    assert restore.restore([device], str(into), out=out, err=io.StringIO()) == 0, out.getvalue()
-    assert "sectors were rebuilt from its recovery data" in out.getvalue()
+    into = tmp_path / "restored"
+    call_command("restore_discs", device, into=str(into))  # restore.py's code, run from here
+    assert "sectors were rebuilt from its recovery data" in capsys.readouterr().out
     carried = set(disc.entries.filter(kind="file").values_list("version__sha256", flat=True))
     assert {sha256_file(p) for p in into.rglob("*.jpg")} == carried
     call_command("repair_disc", device, to=str(tmp_path / "from-the-drive.iso"))
@@ -311,3 +311,68 @@ def test_a_damaged_disc_in_a_drive_is_repaired_and_restored(alice, tmp_path, dri
     assert restore.restore([drive(image)], str(tmp_path / "sound"), out=out, err=io.StringIO()) == 0, out.getvalue()
     assert "rebuilt" not in out.getvalue()
     assert {sha256_file(p) for p in (tmp_path / "sound").rglob("*.jpg")} == carried
+
+
+def damaged_copy(image: Path, out: Path, sectors: int = 20) -> Path:
+    shutil.copyfile(image, out)
+    with open(out, "r+b") as fh:
+        for sector in random.Random(9).sample(range(16, volume_sectors(image)), sectors):
+            fh.seek(sector * SECTOR)
+            fh.write(bytes(SECTOR))
+    return out
+
+
+def test_the_disc_tools_repair_without_pread_as_on_windows(alice, tmp_path):
+    """Windows' Python has no os.pread or os.pwrite: the tools fall back to seek and read."""
+    disc, image = small_disc(alice)
+    damaged = damaged_copy(image, tmp_path / "damaged.iso")
+    tools = tmp_path / "from-the-disc"
+    tools.mkdir()
+    for name in ("repair.py", "restore.py"):
+        (tools / name).write_bytes(restore.IsoImage(str(image)).read_small(name))
+    windowsish = (
+        "import os, runpy, sys; del os.pread, os.pwrite; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    into = tmp_path / "restored"
+    done = run_disc_tool_code(windowsish, tools / "restore.py", "--into", str(into), str(damaged))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sectors were rebuilt from its recovery data" in done.stdout
+    carried = set(disc.entries.filter(kind="file").values_list("version__sha256", flat=True))
+    assert {sha256_file(p) for p in into.rglob("*.jpg")} == carried
+
+
+def run_disc_tool_code(code: str, tool: Path, *args: str) -> subprocess.CompletedProcess:
+    python3 = require_tool("python3")
+    return subprocess.run(
+        [python3, "-I", "-c", code, str(tool), *args],
+        capture_output=True,
+        text=True,
+        cwd=tool.parent,
+        timeout=300,
+        env={"PATH": os.environ["PATH"]},
+    )
+
+
+def test_repair_never_writes_over_the_image_it_reads(alice, tmp_path):
+    _disc, image = small_disc(alice)
+    damaged = damaged_copy(image, tmp_path / "damaged.iso")
+    before = sha256_file(damaged)
+    (tmp_path / "link.iso").symlink_to(damaged)
+    tool = tmp_path / "repair.py"
+    tool.write_bytes(restore.IsoImage(str(image)).read_small("repair.py"))
+    done = run_disc_tool(tool, str(damaged), "--to", str(tmp_path / "link.iso"))
+    assert done.returncode == 1 and "is the image itself" in done.stderr
+    assert sha256_file(damaged) == before
+
+
+def test_a_repair_that_does_not_fit_the_folder_is_named_and_the_rest_restored(alice, tmp_path, small_filesystem):
+    mount, _grow = small_filesystem
+    _disc, image = small_disc(alice)
+    damaged = damaged_copy(image, tmp_path / "damaged.iso")
+    out = io.StringIO()
+    assert restore.restore([str(damaged)], str(mount / "restored"), out=out, err=io.StringIO()) == 1
+    assert f"damaged.iso: not enough space in {mount / 'restored' / restore.STATE_DIR / restore.REPAIRED}" in (
+        out.getvalue()
+    )
+    assert "Traceback" not in out.getvalue()

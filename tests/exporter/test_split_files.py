@@ -339,3 +339,32 @@ def _stored(item) -> bytes:
 
     with default_storage.open(item.current_version.storage_name, "rb") as fh:
         return fh.read()
+
+
+def test_a_split_begun_by_an_older_layout_goes_on_with_what_protection_fits(alice, settings, monkeypatch):
+    """Parts sized for a layout-2 volume (the whole disc but its PAR2) are larger than a
+    layout-3 volume (the disc less its recovery data): the next part still goes on the next
+    disc, with fewer parity layers, and the parts after the split get the full protection."""
+    from exporter import ecc, planning
+
+    monkeypatch.setitem(CAPACITY_SECTORS, "cd", 20_000)
+    monkeypatch.setattr(planning, "LAYOUT_VERSION", 2)
+    settings.DISCSUB_PAR2_REDUNDANCY = {"cd": 10}
+    add_big(alice, size=20_000 * 2048 * 21 // 10)
+    first = plan_next_disc(alice)
+    assert first.layout_version == 2 and first.sector_parity == 0
+    part_sectors = sectors_for(first.entries.get().size)
+    monkeypatch.setattr(planning, "LAYOUT_VERSION", 3)
+    settings.DISCSUB_PAR2_REDUNDANCY = {"cd": 0}
+    need = part_sectors + planning._split_reserve(alice.pk, CAPACITY_SECTORS["cd"])
+    assert need > planning.image_capacity("cd"), "the test needs a part that a layout-3 volume has no room for"
+    second = plan_next_disc(alice, allow_partial=True)
+    assert second is not None and second.entries.get().metadata["part"]["number"] == 2
+    assert 0 < second.sector_parity < settings.DISCSUB_SECTOR_PARITY["cd"]
+    assert second.planned_sectors <= CAPACITY_SECTORS["cd"]
+    assert ecc.image_capacity(CAPACITY_SECTORS["cd"], second.sector_parity + 1) < need  # one layer more: no room
+    built = build.build_disc(second.pk)
+    assert built.status == DiscStatus.VERIFIED, built.last_error
+    third = plan_next_disc(alice, allow_partial=True)
+    assert third.entries.get().metadata["part"]["number"] == 3
+    assert third.sector_parity == settings.DISCSUB_SECTOR_PARITY["cd"]

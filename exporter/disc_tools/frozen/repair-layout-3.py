@@ -268,6 +268,34 @@ def _parse_crc_sector(sector, t: int, layout: Layout):
 # --- reading a damaged image ------------------------------------------------------------------
 
 
+O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    """os.pread, or a seek and reads where there is none (Windows)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    parts = []
+    while size > 0:
+        part = os.read(fd, size)
+        if not part:
+            break
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
+
+
+def _pwrite(fd: int, data: bytes, offset: int) -> None:
+    if hasattr(os, "pwrite"):
+        os.pwrite(fd, data, offset)
+        return
+    os.lseek(fd, offset, os.SEEK_SET)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class Reader:
     """Sectors of an image file; None for a sector that cannot be read or is cut off."""
 
@@ -280,7 +308,7 @@ class Reader:
         result = [None] * count
         if have:
             try:
-                data = os.pread(self.fd, have * SECTOR, start * SECTOR)
+                data = _pread(self.fd, have * SECTOR, start * SECTOR)
             except OSError:
                 data = None
             if data is not None and len(data) == have * SECTOR:
@@ -289,7 +317,7 @@ class Reader:
             else:
                 for n in range(have):
                     try:
-                        one = os.pread(self.fd, SECTOR, (start + n) * SECTOR)
+                        one = _pread(self.fd, SECTOR, (start + n) * SECTOR)
                     except OSError:
                         continue
                     result[n] = one if len(one) == SECTOR else None
@@ -315,10 +343,16 @@ def find_header(reader: Reader):
 
     found = attempt(reader.sectors - 1, "the last sector")
     pvd = reader.sector(16)
-    if not found and pvd and pvd[:6] == b"\x01CD001":
-        found = attempt(struct.unpack_from("<I", pvd, 80)[0], "after the ISO 9660 volume")
+    volume = None
+    if pvd and pvd[:6] == b"\x01CD001":
+        volume = struct.unpack_from("<I", pvd, 80)[0]
+        found = found or attempt(volume, "after the ISO 9660 volume")
     chunk = 2048  # sectors
     end = reader.sectors
+    # A scan reads the whole image backwards: only where there is more than a
+    # readable volume (not an older disc without recovery data, in a drive).
+    if volume is not None and reader.sectors <= volume:
+        end = 0
     while not found and end > 0:
         start = max(0, end - chunk)
         blob = b"".join(s or ZERO_SECTOR for s in reader.read(start, end - start))
@@ -463,15 +497,18 @@ def _solve(k, rows, data, parity, erased, use, size):
 def repair(source, to=None, progress=None, block: int = 64) -> Report:
     """Check the image at ``source`` against its recovery data and, with ``to``,
     write the repaired image there.  Raises RecoveryDataError when there is no
-    usable recovery data; otherwise the Report says what happened (``ok``)."""
-    fd = os.open(str(source), os.O_RDONLY)
-    rescued = None
+    usable recovery data; otherwise the Report says what happened (``ok``).
+    The image goes to ``to``.partial first, renamed to ``to`` when complete."""
+    if to is not None and os.path.exists(str(to)) and os.path.samefile(str(source), str(to)):
+        raise RecoveryDataError(f"{to} is the image itself: write the repaired image to another file")
+    fd = os.open(str(source), os.O_RDONLY | O_BINARY)
+    rescued = partial = None
     try:
         if to is not None and not stat.S_ISREG(os.fstat(fd).st_mode):
             rescued = str(to) + ".rescued"
             _rescue_copy(fd, rescued, progress)
             os.close(fd)
-            fd = os.open(rescued, os.O_RDONLY)
+            fd = os.open(rescued, os.O_RDONLY | O_BINARY)
         reader = Reader(fd)
         layout, sha256, how = find_header(reader)
         crcs, known = load_crcs(reader, layout)
@@ -479,7 +516,8 @@ def repair(source, to=None, progress=None, block: int = 64) -> Report:
         report.sha256_expected = sha256.hex()
         out = None
         if to is not None:
-            out = os.open(str(to), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            partial = str(to) + ".partial"
+            out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o644)
             os.ftruncate(out, layout.image_sectors * SECTOR)
             report.output = str(to)
         try:
@@ -491,12 +529,14 @@ def repair(source, to=None, progress=None, block: int = 64) -> Report:
             if out is not None:
                 os.close(out)
         if to is not None:
-            report.sha256_written = _sha256_file(str(to))
+            report.sha256_written = _sha256_file(partial)
+            os.replace(partial, str(to))
         return report
     finally:
         os.close(fd)
-        if rescued is not None and os.path.exists(rescued):
-            os.unlink(rescued)
+        for leftover in (rescued, partial):
+            if leftover is not None and os.path.exists(leftover):
+                os.unlink(leftover)
 
 
 def check(source, progress=None) -> Report:
@@ -572,8 +612,18 @@ def _repair_groups(reader, layout, crcs, known, report, out, progress, block):
                 stored = max(0, min(width, n_img - first))
                 if stored:
                     blob = b"".join(s if s is not None else ZERO_SECTOR for s in data_cols[i][:stored])
-                    os.pwrite(out, blob, first * SECTOR)
+                    _pwrite(out, blob, first * SECTOR)
         progress.show(g0 + width)
+
+
+def read_drive(source, path, progress=None) -> None:
+    """Copy the drive (or any file) at ``source`` to ``path``, once, with
+    zeros where it cannot be read: the CRCs find those sectors."""
+    fd = os.open(str(source), os.O_RDONLY | O_BINARY)
+    try:
+        _rescue_copy(fd, str(path), progress)
+    finally:
+        os.close(fd)
 
 
 def _rescue_copy(fd, path, progress) -> None:
@@ -606,8 +656,6 @@ def main(argv=None) -> int:
     what.add_argument("--to", help="where to write the repaired image (without the recovery data)")
     what.add_argument("--check", action="store_true", help="only say whether the image is damaged and repairable")
     args = parser.parse_args(argv)
-    if args.to is not None and os.path.abspath(args.to) == os.path.abspath(args.image):
-        parser.error("--to must be another file than the image")
     try:
         report = repair(args.image, args.to, sys.stderr)
     except (RecoveryDataError, OSError) as exc:

@@ -1409,23 +1409,56 @@ def _repair_tool():
     return module
 
 
+def _room_for(workdir: str, size: int, what: str, report) -> bool:
+    """Whether ``workdir`` has room for ``size`` more bytes; if not, say so."""
+    os.makedirs(workdir, exist_ok=True)
+    free = shutil.disk_usage(workdir).free
+    if free >= size + 64 * 1024 * 1024:
+        return True
+    report.problem(f"{what}: not enough space in {workdir}: {size:,} bytes needed, {free:,} free")
+    return False
+
+
 def repaired(path: str, workdir: str, report) -> str:
     """What to read for the disc at ``path``: ``path`` itself when it is a
     folder, has no sector recovery data or is undamaged; else the image
-    repaired from its recovery data, written under ``workdir``."""
+    repaired from its recovery data, written under ``workdir``.  A drive is
+    read once, into ``workdir``, and the copy checked and used."""
     tool = None if os.path.isdir(path) else _repair_tool()
     if tool is None:
         return path
+    source, copy = path, None
     try:
-        found = tool.check(path, report.err)
-    except (tool.RecoveryDataError, OSError):
-        return path  # an older disc (PAR2 or nothing), or unreadable: said when it is read
+        if not os.path.isfile(path):  # a drive: every read of a damaged disc costs retries
+            with open(path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+            if not _room_for(workdir, size, path, report):
+                return path
+            copy = os.path.join(workdir, "disc-%d.read.iso" % len(os.listdir(workdir)))
+            report.say(f"{path}: reading the whole disc into {copy}")
+            tool.read_drive(path, copy, report.err)
+            source = copy
+        found = tool.check(source, report.err)
+    except tool.RecoveryDataError as exc:
+        if "no recovery data found" not in str(exc):
+            report.note(f"{path}: {exc}")
+        return source  # an older disc (PAR2 or nothing)
+    except Exception as exc:  # noqa: BLE001 - the restore goes on with the disc as it is
+        report.note(f"{path}: could not be checked against its recovery data ({exc}); read as it is")
+        return source
     if not (found.bad_image or found.no_crc or found.failed_groups):
-        return path
-    os.makedirs(workdir, exist_ok=True)
+        return source
+    if not _room_for(workdir, found.layout.image_sectors * SECTOR, path, report):
+        return source
     target = os.path.join(workdir, "disc-%d.iso" % len(os.listdir(workdir)))
     report.say(f"{path}: {found.bad_image} damaged sectors; repairing it from its recovery data into {target}")
-    fixed = tool.repair(path, target, report.err)
+    try:
+        fixed = tool.repair(source, target, report.err)
+    except OSError as exc:
+        report.problem(f"{path}: could not write the repaired image {target}: {exc}")
+        return source
+    if copy is not None:
+        os.unlink(copy)
     if fixed.ok:
         report.note(f"{path} was damaged: {fixed.rebuilt} sectors were rebuilt from its recovery data")
     else:
