@@ -40,10 +40,36 @@ class PseudoRandom:
         return data
 
 
-def add_big(owner, size=BIG, name="Holiday film.MOV", albums=()):
-    stream = PseudoRandom(size)
-    item = library.add_item(owner, stream, name, albums=albums)
-    return item, stream.digest.hexdigest()
+@pytest.fixture(scope="session")
+def big_sources(tmp_path_factory):
+    """Each size's pseudo-random bytes, made once a session: generating a
+    gigabyte costs seconds, and every test would otherwise make the same one."""
+    made = {}
+
+    def source(size: int) -> tuple[str, str]:
+        if size not in made:
+            path = tmp_path_factory.mktemp("big") / f"{size}.bin"
+            stream = PseudoRandom(size)
+            with open(path, "wb") as fh:
+                while block := stream.read(8 << 20):
+                    fh.write(block)
+            made[size] = str(path), stream.digest.hexdigest()
+        return made[size]
+
+    return source
+
+
+@pytest.fixture
+def add_big(big_sources):
+    """Adds a file of ``size`` pseudo-random bytes; returns it and its sha256."""
+
+    def add(owner, size=BIG, name="Holiday film.MOV", albums=()):
+        path, sha256 = big_sources(size)
+        with open(path, "rb") as fh:
+            item = library.add_item(owner, fh, name, albums=albums)
+        return item, sha256
+
+    return add
 
 
 def test_a_part_and_its_recovery_data_fill_an_empty_cd():
@@ -112,7 +138,7 @@ def test_the_readme_of_the_completing_disc_says_how_to_join_even_hostile_names()
 
 
 @pytest.mark.slow
-def test_an_oversize_file_is_planned_in_parts_that_each_fit_a_cd(alice, settings):
+def test_an_oversize_file_is_planned_in_parts_that_each_fit_a_cd(alice, settings, add_big):
     # With the default 10 % of recovery data: the planner measures every image.
     album = library.ensure_album_path(alice, ["Videos"])
     before = add_file(alice, "before.jpg", jpeg_bytes(), albums=[album])
@@ -143,7 +169,7 @@ def test_an_oversize_file_is_planned_in_parts_that_each_fit_a_cd(alice, settings
     assert plan_next_disc(alice, medium="cd", allow_partial=True) is None
 
 
-def test_a_file_deleted_before_its_last_part_ships_as_a_deletion_of_that_version(alice):
+def test_a_file_deleted_before_its_last_part_ships_as_a_deletion_of_that_version(alice, add_big):
     big, _ = add_big(alice)
     first = plan_next_disc(alice, medium="cd")
     assert DiscEntry.objects.get(disc=first).metadata["part"]["number"] == 1
@@ -168,7 +194,7 @@ def test_a_file_deleted_before_its_last_part_ships_as_a_deletion_of_that_version
     assert splitting.in_progress(alice.pk) is None
 
 
-def test_a_file_that_fits_a_disc_only_without_its_recovery_data_is_split(alice):
+def test_a_file_that_fits_a_disc_only_without_its_recovery_data_is_split(alice, add_big):
     # 667 MB: under a CD by the share of recovery data each file is charged,
     # over it with the recovery data par2 really makes for it alone.
     big, _ = add_big(alice, size=326_100 * 2048, name="almost.mov")
@@ -180,7 +206,7 @@ def test_a_file_that_fits_a_disc_only_without_its_recovery_data_is_split(alice):
     assert list(Change.objects.filter(item=big).values_list("disc", flat=True)) == [second.pk]
 
 
-def test_a_file_too_large_for_a_disc_in_two_albums_is_split_like_any_other(alice):
+def test_a_file_too_large_for_a_disc_in_two_albums_is_split_like_any_other(alice, add_big):
     albums = [library.ensure_album_path(alice, [name]) for name in ("Videos", "Holidays")]
     big, _ = add_big(alice, albums=albums)
     first = plan_next_disc(alice, medium="cd")
@@ -195,7 +221,7 @@ def test_a_file_too_large_for_a_disc_in_two_albums_is_split_like_any_other(alice
     ]
 
 
-def test_a_smaller_kind_of_disc_is_refused_while_a_file_is_going_out_in_parts(alice, monkeypatch):
+def test_a_smaller_kind_of_disc_is_refused_while_a_file_is_going_out_in_parts(alice, monkeypatch, add_big):
     from exporter import subscriptions
     from exporter.errors import IllegalTransition
     from exporter.models import Subscription
@@ -219,7 +245,7 @@ def test_a_smaller_kind_of_disc_is_refused_while_a_file_is_going_out_in_parts(al
     assert sub.medium == "cd"
 
 
-def test_a_larger_kind_of_disc_takes_the_rest_of_a_split(alice):
+def test_a_larger_kind_of_disc_takes_the_rest_of_a_split(alice, add_big):
     from exporter import subscriptions
     from exporter.models import Subscription
 
@@ -234,7 +260,9 @@ def test_a_larger_kind_of_disc_takes_the_rest_of_a_split(alice):
 
 
 @pytest.mark.slow
-def test_an_oversize_file_is_built_to_cd_images_and_restored_by_the_tool_on_the_disc(alice, settings, tmp_path):
+def test_an_oversize_file_is_built_to_cd_images_and_restored_by_the_tool_on_the_disc(
+    alice, settings, tmp_path, add_big
+):
     seven = require_tool("7z", "p7zip-full")
     settings.DISCSUB_PAR2_REDUNDANCY = {"cd": 0}  # par2 over 1 GB is tested elsewhere; time matters here
     album = library.ensure_album_path(alice, ["Videos", "2024"])
