@@ -16,7 +16,6 @@ from exporter.layout import DiscFile
 from tests.tools import IN_CI, require_tool
 
 SECTOR = 2048
-CD = 359_424
 EPOCH = 1_700_000_000
 
 
@@ -250,67 +249,4 @@ def test_an_image_without_recovery_data_is_refused_plainly(tmp_path):
     assert "no recovery data found" in done.stderr
 
 
-# --- the damage of issue 13 on a CD-sized image ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cd_image(tmp_path_factory):
-    """A full CD: a real ISO at the start, random sectors to 359,424, recovery data after."""
-    folder = tmp_path_factory.mktemp("cd")
-    head = real_iso(folder, count=4).read_bytes()
-    image = folder / "cd.iso"
-    rnd = random.Random(13)
-    with open(image, "wb") as fh:
-        fh.write(head)
-        left = CD * SECTOR - len(head)
-        while left:
-            chunk = min(left, 64 << 20)
-            fh.write(rnd.randbytes(chunk))
-            left -= chunk
-    sha = sha256_file(image)
-    made = ecc.protect(image, sha256=sha)
-    return image, sha, made
-
-
-def _random(rnd, n, share):
-    return rnd.sample(range(n), int(n * share))
-
-
-DAMAGE = {
-    "2% of all sectors zeroed": lambda rnd, total: ("zero", _random(rnd, total, 0.02)),
-    "5% run at the end of the image": lambda rnd, total: ("zero", range(CD - CD // 20, CD)),
-    "5% run in the middle": lambda rnd, total: ("zero", range(CD // 2, CD // 2 + CD // 20)),
-    "first 64 sectors and 1% zeroed": lambda rnd, total: ("zero", list(range(64)) + _random(rnd, total, 0.01)),
-    "last 3% of the file missing": lambda rnd, total: ("truncate", total - total * 3 // 100),
-    "one byte flipped in 100 sectors": lambda rnd, total: ("flip", rnd.sample(range(total), 100)),
-}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("damage", list(DAMAGE))
-def test_the_damage_of_a_real_disc_is_repaired_byte_exact(cd_image, damage, tmp_path):
-    image, sha, made = cd_image
-    damaged = tmp_path / "damaged.iso"
-    shutil.copyfile(image, damaged)
-    kind, where = DAMAGE[damage](random.Random(damage), made.total_sectors)
-    if kind == "zero":
-        zero(damaged, where)
-    elif kind == "truncate":
-        os_truncate(damaged, where * SECTOR)
-    else:
-        with open(damaged, "r+b") as fh:
-            for s in where:
-                fh.seek(s * SECTOR + 777)
-                byte = fh.read(1)[0]
-                fh.seek(s * SECTOR + 777)
-                fh.write(bytes([byte ^ 0x5A]))
-    out = tmp_path / "repaired.iso"
-    done = run_repair(repair_tool(tmp_path / "disc"), str(damaged), "--to", str(out))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert sha256_file(out) == sha
-    assert f"image sha256 OK: {sha}" in done.stdout
-
-
-def os_truncate(path: Path, size: int) -> None:
-    with open(path, "r+b") as fh:
-        fh.truncate(size)
+# The damage of issue 13 on a full CD, built as every disc is: tests/exporter/test_damaged_discs.py.
