@@ -369,7 +369,7 @@ def _stored(item) -> bytes:
         return fh.read()
 
 
-def test_a_split_begun_by_an_older_layout_goes_on_with_what_protection_fits(alice, settings, monkeypatch):
+def test_a_split_begun_by_an_older_layout_goes_on_with_what_protection_fits(alice, settings, monkeypatch, add_big):
     """Parts sized for a layout-2 volume (the whole disc but its PAR2) are larger than a
     layout-3 volume (the disc less its recovery data): the next part still goes on the next
     disc, with fewer parity layers, and the parts after the split get the full protection."""
