@@ -271,10 +271,19 @@ LOGOUT_REDIRECT_URL = "login"
 # Who makes the discs; written into every disc's bag-info and README.
 DISCSUB_ORGANIZATION = os.environ.get("DISCSUB_ORGANIZATION", "Discsub")
 
-# PAR2 recovery data on every disc (recovery/), in % of the payload's
-# blocks, per medium; 0 puts none.  A disc keeps the percentage it was
-# planned with, so a rebuild years later is identical.
-DISCSUB_PAR2_REDUNDANCY = {"cd": 10, "dvd": 10, "dvd-dl": 10, "bd": 10}
+# Sector recovery data after every disc's ISO volume (exporter.ecc, layout
+# 3): m parity layers of a Reed-Solomon code over groups of 255 sectors,
+# per medium.  32 is dvdisaster RS03's "normal" strength (14.3 % of the
+# image); docs/benchmarks.md has the damage it repairs and why it is the
+# default.  0 puts none.  A disc keeps what it was planned with.
+DISCSUB_SECTOR_PARITY = {"cd": 32, "dvd": 32, "dvd-dl": 32, "bd": 32}
+if os.environ.get("DISCSUB_SECTOR_PARITY"):  # one figure for every medium
+    DISCSUB_SECTOR_PARITY = dict.fromkeys(DISCSUB_SECTOR_PARITY, env_int("DISCSUB_SECTOR_PARITY", 32))
+# PAR2 files over the payload (recovery/), in % of the payload's blocks, per
+# medium: the discs of layouts 1 and 2 carry them.  Off by default since
+# layout 3: par2's blocks of many sectors lose to scattered dead sectors,
+# which the sector recovery data above repairs (docs/benchmarks.md).
+DISCSUB_PAR2_REDUNDANCY = {"cd": 0, "dvd": 0, "dvd-dl": 0, "bd": 0}
 if os.environ.get("DISCSUB_PAR2_PERCENT"):  # one percentage for every medium (tests, small deployments)
     DISCSUB_PAR2_REDUNDANCY = dict.fromkeys(DISCSUB_PAR2_REDUNDANCY, env_int("DISCSUB_PAR2_PERCENT", 10))
 # Memory par2 may use (MB); with less it reads the payload several times.

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from exporter import cleanup, contents, failures, fulfillment, iso, isomd5, par2, storage, verify, workers
+from exporter import cleanup, contents, ecc, failures, fulfillment, iso, isomd5, par2, storage, verify, workers
 from exporter.errors import IllegalTransition, SourceMismatch, StorageUnavailable
 from exporter.held_back import reason_for_people
 from exporter.layout import DiscFile
@@ -159,11 +159,13 @@ def write_disc_image(
     disc: Disc, entries: Sequence[DiscEntry], dest: Path, *, progress: Callable[[int, int], None] | None = None
 ) -> WrittenImage:
     """Write the image of a planned disc to ``dest``: first its PAR2 recovery
-    files, from the payload, in the build area; then the image, with its MD5
-    implanted before the atomic rename.  The same disc always gives the same
+    files (discs that have them), from the payload, in the build area; then
+    the image, with its MD5 implanted and its sector recovery data appended
+    (layout 3) before the atomic rename.  The same disc always gives the same
     bytes.  Raises :class:`SourceMismatch`, ``OSError``, or
-    :class:`par2.Par2Error` / :class:`isomd5.IsoMd5Error` (a tool is missing
-    or failed), :class:`StorageUnavailable`, :class:`contents.ManifestRefused`."""
+    :class:`par2.Par2Error` / :class:`isomd5.IsoMd5Error` /
+    :class:`ecc.EccError` (a tool is missing or failed),
+    :class:`StorageUnavailable`, :class:`contents.ManifestRefused`."""
     workdir = Path(settings.BUILD_DIR) / f"disc-{disc.pk}-{os.getpid()}-{threading.get_ident()}"
     par2.remove(workdir)
     made: list[DiscFile] = []
@@ -175,6 +177,14 @@ def write_disc_image(
 
     # A disc first built before images carried an MD5 is rebuilt without one.
     implant = not disc.image_sha256 or bool(disc.implanted_md5)
+
+    def finalize(path: Path) -> None:
+        # The MD5 first: the recovery data protects the image's final bytes.
+        if implant:
+            md5.append(isomd5.implant(path))
+        if disc.sector_parity:
+            ecc.protect(path, parity=disc.sector_parity)
+
     try:
         staged = None
         if not storage.originals_are_local():
@@ -189,7 +199,7 @@ def write_disc_image(
             disc.volume_id,
             int(disc.planned_at.timestamp()),
             progress=progress,
-            finalize=(lambda path: md5.append(isomd5.implant(path))) if implant else None,
+            finalize=finalize if implant or disc.sector_parity else None,
         )
     finally:
         par2.remove(workdir)
@@ -222,7 +232,7 @@ def build_image(disc: Disc, *, progress: Callable[[int, int], None] | None = Non
         except OSError as exc:
             reason = "the data disk is full" if exc.errno == errno.ENOSPC else f"cannot write the image: {exc}"
             return _fail(disc, reason)
-        except (par2.Par2Error, isomd5.IsoMd5Error, StorageUnavailable) as exc:
+        except (par2.Par2Error, isomd5.IsoMd5Error, ecc.EccError, StorageUnavailable) as exc:
             return _fail(disc, str(exc))
         except contents.ManifestRefused as exc:
             return _fail(disc, str(exc), permanent=True)  # the same disc fails the same way: staff decide
@@ -263,7 +273,7 @@ def verify_built(disc: Disc) -> Disc:
         raise IllegalTransition(f"disc {disc.pk} is {disc.status}, not built")
     path = Path(settings.IMAGES_DIR) / disc.image_name
     workers.beat("verifying", disc.pk)
-    result = verify.verify_image(path, expected_files(disc))
+    result = verify.verify_image(path, expected_files(disc), sector_parity=disc.sector_parity)
     if result.ok and result.image_sha256 != disc.image_sha256:
         return _fail(
             disc, f"image sha256 changed after writing: expected {disc.image_sha256}, found {result.image_sha256}"

@@ -35,7 +35,10 @@ from exporter.storage import Source
 # The current layout's frozen file is identical to restore.py (a test pins every
 # file's sha256 and that): an edit to restore.py needs a new layout version.
 RESTORE_TOOL = Path(__file__).resolve().parent / "disc_tools" / "restore.py"
-FROZEN_RESTORE_TOOLS = {n: RESTORE_TOOL.parent / "frozen" / f"restore-layout-{n}.py" for n in (1, 2)}
+FROZEN_RESTORE_TOOLS = {n: RESTORE_TOOL.parent / "frozen" / f"restore-layout-{n}.py" for n in (1, 2, 3)}
+# repair.py travels beside it from layout 3 on, frozen the same way.
+REPAIR_TOOL = RESTORE_TOOL.parent / "repair.py"
+FROZEN_REPAIR_TOOLS = {n: RESTORE_TOOL.parent / "frozen" / f"repair-layout-{n}.py" for n in (3,)}
 
 
 class ManifestRefused(ExportError):
@@ -198,13 +201,16 @@ def checked_manifest(disc: Disc, files: Sequence[DiscFile]) -> None:
         check_manifest(disc.layout_version, fh.read())
 
 
-def readme_files(document: dict, before: Sequence[DiscFile]) -> list[DiscFile]:
-    """restore.py and README.txt, which mentions only what is on the disc."""
-    files: list[DiscFile] = []
-    tool = restore_tool(document["disc"]["layout_version"]).read_bytes()
-    files.append(DiscFile.from_bytes(readme.RESTORE_PY, tool))  # the restore tool
+def readme_files(disc: Disc, document: dict, before: Sequence[DiscFile]) -> list[DiscFile]:
+    """restore.py, repair.py (from layout 3) and README.txt, which mentions
+    only what is on the disc."""
+    layout_version = document["disc"]["layout_version"]
+    files = [DiscFile.from_bytes(readme.RESTORE_PY, restore_tool(layout_version).read_bytes())]
+    if layout_version in FROZEN_REPAIR_TOOLS and disc.sector_parity:
+        files.append(DiscFile.from_bytes(readme.REPAIR_PY, FROZEN_REPAIR_TOOLS[layout_version].read_bytes()))
     present = [p for f in [*before, *files] for p in f.all_paths]
-    files.append(DiscFile.from_bytes(readme.README_TXT, readme.readme_txt(document, present)))
+    text = readme.readme_txt(document, present, sector_parity=disc.sector_parity)
+    files.append(DiscFile.from_bytes(readme.README_TXT, text))
     return files
 
 
@@ -270,7 +276,7 @@ def disc_files(
     # index.html (from the manifest document) and recovery/ go here, before the README that mentions them.
     files += offline_index.index_files(document, files)
     files += recovery_files(disc, files, recovery)
-    files += readme_files(document, files)
+    files += readme_files(disc, document, files)
     files += bag_files(disc, document, files)
     return files
 

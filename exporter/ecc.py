@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import logging
 import os
 import threading
 import zlib
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.disc_tools import repair as fmt
+
+log = logging.getLogger(__name__)
 
 SECTOR = fmt.SECTOR
 CACHE_CHUNK = 4096
@@ -127,6 +130,37 @@ def isal_cauchy_rows(k: int, m: int) -> list:
     return [list(raw[r * k : (r + 1) * k]) for r in range(k, k + m)]
 
 
+def image_capacity(capacity_sectors: int, parity: int) -> int:
+    """The largest image, in sectors, that fits ``capacity_sectors`` with its
+    recovery data at ``parity`` layers (all of ``capacity_sectors`` at 0)."""
+    if not parity:
+        return capacity_sectors
+    low, high = 0, capacity_sectors
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fmt.Layout.for_image(mid, parity).total_sectors <= capacity_sectors:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def total_sectors(image_sectors: int, parity: int) -> int:
+    """What an image of ``image_sectors`` takes on the disc with its recovery data."""
+    return fmt.Layout.for_image(image_sectors, parity).total_sectors if parity else image_sectors
+
+
+def available_engine() -> str:
+    """ISA-L where it is installed; else the pure-Python reference, which
+    writes the same bytes about 50 times slower (fine for the demo's small
+    discs; production installs libisal2, see docs/deploy.md)."""
+    try:
+        _isal()
+    except EccError:
+        return "python"
+    return "isal"
+
+
 # --- protect ----------------------------------------------------------------------------------
 
 
@@ -134,17 +168,21 @@ def protect(
     image: Path,
     parity: int = fmt.DEFAULT_PARITY,
     sha256: str | None = None,
-    engine: str = "isal",
+    engine: str = "auto",
     workers: int = 2,
 ) -> Protection:
     """Append recovery data to ``image`` (in place).  ``sha256`` is the image's,
     when the caller already has it; otherwise it is computed alongside.
-    The caller fsyncs."""
+    ``engine`` "auto" is :func:`available_engine`.  The caller fsyncs."""
     size = os.path.getsize(image)
     if size % SECTOR or not size:
         raise EccError(f"{image} is not a whole number of {SECTOR}-byte sectors")
     layout = fmt.Layout.for_image(size // SECTOR, parity)
     rows = fmt.cauchy_rows(layout.k, layout.m)
+    if engine == "auto":
+        engine = available_engine()
+        if engine != "isal":
+            log.warning("Intel ISA-L (libisal2) is not installed: recovery data is made in pure Python, slowly")
     coder = ENGINES[engine](layout.k, layout.m, rows)
     crcs = array("I", bytes(4 * layout.crc_entries))
     digest: dict[str, bytes] = {}

@@ -628,9 +628,10 @@ def write_image(
     untouched and no temporary file remains.
 
     ``finalize(path)``, if given, may rewrite bytes of the written image in
-    place, without changing its size (the implanted MD5 of
-    :mod:`exporter.isomd5`), before it is renamed to ``dest``; the sha256 is
-    then that of the final bytes.  It must be deterministic.
+    place (the implanted MD5 of :mod:`exporter.isomd5`) and append to it
+    (the recovery data of :mod:`exporter.ecc`) before it is renamed to
+    ``dest``; the size and sha256 are then those of the final file.  It must
+    be deterministic.
 
     With ``hash_image=False`` the image is not hashed here (``sha256`` is
     empty): for a caller whose read-back (:func:`exporter.verify.verify_image`)
@@ -673,6 +674,7 @@ def write_image(
                 out.flush()
                 if finalize is not None:
                     finalize(tmp)
+                    total = os.fstat(out.fileno()).st_size
                     digest = _sha256_of(out.fileno(), total) if hash_image else ""
                 os.fsync(out.fileno())
         os.replace(tmp, dest)

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from exporter import collector, contents, iso, names, par2, splitting
+from exporter import collector, contents, ecc, iso, names, par2, splitting
 from exporter.media import CAPACITY_SECTORS, sectors_for
 from exporter.models import (
     Album,
@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 # 2: restore.py checks manifest.json against its schema (issue #12); discs of
 # layout 1 keep carrying the tool they shipped with (exporter.contents).
-LAYOUT_VERSION = 2
+# 3: sector recovery data after the ISO volume (exporter.ecc), repair.py on
+# the disc and a README that explains it; no PAR2 files unless configured.
+LAYOUT_VERSION = 3
 # Estimates used to choose candidates quickly; the exact layout is measured
 # afterwards and always has the last word.
 BASE_OVERHEAD_SECTORS = 600
@@ -303,6 +305,20 @@ def _hash_part(candidate: _Candidate, splits: dict) -> bool:
 def recovery_percent(medium: str) -> int:
     """The PAR2 redundancy a disc of ``medium`` planned now gets."""
     return int(getattr(settings, "DISCSUB_PAR2_REDUNDANCY", {}).get(medium, 0))
+
+
+def sector_parity(medium: str) -> int:
+    """The parity layers of the sector recovery data a disc of ``medium`` planned now gets
+    (none before layout 3)."""
+    if LAYOUT_VERSION < 3:
+        return 0
+    return int(getattr(settings, "DISCSUB_SECTOR_PARITY", {}).get(medium, 0))
+
+
+def image_capacity(medium: str) -> int:
+    """The sectors the ISO volume of a disc of ``medium`` planned now may
+    take: the medium's, less the recovery data appended after it."""
+    return ecc.image_capacity(CAPACITY_SECTORS[medium], sector_parity(medium))
 
 
 def _recovery_payload(chosen: list[_Candidate]) -> list[tuple[str, int]]:
@@ -570,7 +586,7 @@ def plan_next_disc(
     if medium is None:
         subscription = Subscription.objects.filter(user=owner).first()
         medium = subscription.medium if subscription else "dvd"
-    capacity = CAPACITY_SECTORS[medium]
+    capacity = image_capacity(medium)
     now = (now or timezone.now()).replace(microsecond=0)
     with transaction.atomic():
         cursor = ExportCursor.objects.select_for_update().get(owner=owner)
@@ -609,13 +625,14 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
         number=number,
         medium=medium,
         planned_at=now,
-        capacity_sectors=capacity,
+        capacity_sectors=CAPACITY_SECTORS[medium],
         planned_sectors=0,
         first_seq=0,
         last_seq=0,
         volume_id=volume_id_for(owner.pk, number),
         layout_version=LAYOUT_VERSION,
         recovery_percent=recovery_percent(medium),
+        sector_parity=sector_parity(medium),
     )
     pending = defaultdict(list)
     for item_id, kind, seq in (
@@ -645,7 +662,8 @@ def _fix_disc(owner, cursor: ExportCursor, medium: str, capacity: int, chosen: l
     # (the item's changes stay pending until the disc that completes it).
     resolving = [c for c in chosen if not c.part or c.part["completes"]]
     carried_ids = [c.item.pk for c in resolving]
-    disc.planned_sectors = sectors
+    # Everything the disc will hold: the ISO volume and its recovery data.
+    disc.planned_sectors = ecc.total_sectors(sectors, disc.sector_parity)
     disc.save()
     DiscEntry.objects.bulk_create(entries)
     updated = Change.objects.filter(owner=owner, item_id__in=carried_ids, resolution=Resolution.PENDING).update(

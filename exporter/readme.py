@@ -20,6 +20,7 @@ from exporter.media import Medium
 
 README_TXT = "README.txt"
 RESTORE_PY = "restore.py"
+REPAIR_PY = "repair.py"
 TEMPLATE = "disc/README.txt"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -69,9 +70,11 @@ def _split_files(document: Mapping[str, Any]) -> list[dict]:
     return described
 
 
-def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
+def readme_txt(document: Mapping[str, Any], present: Collection[str], sector_parity: int = 0) -> bytes:
     """README.txt for the disc described by ``document`` (a manifest), whose
-    other files are at ``present`` (so it mentions only what is there)."""
+    other files are at ``present`` (so it mentions only what is there), and
+    whose image carries sector recovery data at ``sector_parity`` layers
+    (a disc of layout 3 or later; older discs' text does not change)."""
     disc, changes = document["disc"], document["changes"]
     files = document["files"]
     if files:
@@ -100,6 +103,10 @@ def readme_txt(document: Mapping[str, Any], present: Collection[str]) -> bytes:
         "held_back": len(document["held_back"]),
         "has_index": "index.html" in present,
         "has_restore": RESTORE_PY in present,
+        "has_repair": REPAIR_PY in present and sector_parity > 0,
+        "parity": sector_parity,
+        "data_sectors": 255 - sector_parity,
+        "redundancy": f"{100 * sector_parity / max(1, 255 - sector_parity):.1f}",
         "par2": _par2_indexes(present),
         "example": example,
         "example_windows": example.replace("/", "\\"),

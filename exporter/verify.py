@@ -26,7 +26,7 @@ from typing import Any
 
 import pycdlib
 
-from exporter.disc_tools import restore
+from exporter.disc_tools import repair, restore
 
 MANIFEST = "manifest-sha256.txt"
 TAG_MANIFEST = "tagmanifest-sha256.txt"
@@ -255,20 +255,31 @@ def _in_order(extents: tuple[tuple[int, int], ...]) -> bool:
     return all(a + n <= b for (a, n), (b, _) in zip(extents, extents[1:], strict=False))
 
 
-def _scan(fd: int, size: int, units: list[_Unit]) -> str:
-    """One pass over the image: its sha256, and every unit fed its bytes."""
+def _scan(fd: int, size: int, units: list[_Unit], volume: list | None = None) -> str:
+    """One pass over the image: its sha256, and every unit fed its bytes.
+    With ``volume`` = [n], it gets the sha256 of the first n bytes too (the
+    ISO volume without the recovery data after it) in place of n."""
     sequential = [u for u in units if _in_order(u.extents)]
     apart = [u for u in units if not _in_order(u.extents)]
     image_sha = hashlib.sha256()
     image_worker, file_worker = _Worker(), _Worker()
     dispatcher = _Dispatcher(sequential)
+    mark = volume[0] if volume else -1
+
+    def capture() -> None:
+        volume[0] = image_sha.copy().hexdigest()
+
     offset = 0
     try:
         while offset < size:
-            chunk = os.pread(fd, min(CHUNK, size - offset), offset)
+            # A read stops at the end of the volume, where its sha256 is taken.
+            wanted = min(CHUNK, size - offset, mark - offset if offset < mark else CHUNK)
+            chunk = os.pread(fd, wanted, offset)
             if not chunk:
                 break
             image_worker.submit(image_sha.update, chunk)
+            if offset + len(chunk) == mark:
+                image_worker.submit(capture)
             file_worker.submit(dispatcher.feed, offset, chunk)
             offset += len(chunk)
     finally:
@@ -390,10 +401,43 @@ def _declared_size(fd: int) -> int | None:
     return int.from_bytes(pvd[80:84], "little") * SECTOR
 
 
-def verify_image(image: Path, expected: Mapping[str, tuple[int, str]] | None = None) -> VerifyResult:
+def _recovery_problems(image: Path, volume_bytes: int, size: int, volume_sha: str, parity: int) -> list[Problem]:
+    """What is wrong with the sector recovery data after the ISO volume
+    (exporter.ecc), checked with the disc's own repair tool: it must be found,
+    describe this volume, have ``parity`` layers (when given) and find no
+    damaged sector anywhere."""
+    label = f"{image.name} (recovery data)"
+    try:
+        report = repair.check(image)
+    except (repair.RecoveryDataError, OSError) as exc:
+        return [Problem(label, "sector recovery data after the ISO volume", f"none usable ({exc})")]
+    layout, problems = report.layout, []
+    if (layout.image_sectors * SECTOR, layout.total_sectors * SECTOR) != (volume_bytes, size):
+        problems.append(
+            Problem(
+                label,
+                f"an image of {volume_bytes} bytes and {size} bytes in all",
+                f"{layout.image_sectors * SECTOR} and {layout.total_sectors * SECTOR}",
+            )
+        )
+    if parity and layout.m != parity:
+        problems.append(Problem(label, f"{parity} parity layers", str(layout.m)))
+    damaged = report.bad_image + report.bad_recovery + report.no_crc
+    if damaged or not report.repairable:
+        problems.append(Problem(label, "no damaged sector", "; ".join(report.lines()[1:])))
+    elif report.sha256_expected != volume_sha:  # (damage changes the volume's sha256 too: said once)
+        problems.append(Problem(label, f"to record the volume's sha256 {volume_sha}", report.sha256_expected))
+    return problems
+
+
+def verify_image(
+    image: Path, expected: Mapping[str, tuple[int, str]] | None = None, sector_parity: int | None = None
+) -> VerifyResult:
     """Check every file of ``image`` against ``expected`` (canonical path ->
     (size, sha256)), or, when that is None, against the image's own BagIt
-    manifests."""
+    manifests.  Bytes after the ISO volume must be sound sector recovery
+    data (:mod:`exporter.ecc`), and with ``sector_parity`` (a disc's) they
+    must be there with that many layers (0: there must be none)."""
     image = Path(image)
     label = image.name
     try:
@@ -405,9 +449,12 @@ def verify_image(image: Path, expected: Mapping[str, tuple[int, str]] | None = N
         size = os.fstat(fd).st_size
         problems: list[Problem] = []
         declared = _declared_size(fd)
-        if declared is not None and size != declared:
+        protected = declared is not None and size > declared and sector_parity != 0
+        if declared is not None and size != declared and not protected:
             cut = " (the image is truncated)" if size < declared else ""
             problems.append(Problem(label, f"{declared} bytes, as its volume descriptor says", f"{size} bytes{cut}"))
+        if sector_parity and declared is not None and size <= declared:
+            problems.append(Problem(label, "sector recovery data after the ISO volume", "none"))
         iso = pycdlib.PyCdlib()
         try:
             iso.open_fp(fh)
@@ -440,7 +487,10 @@ def verify_image(image: Path, expected: Mapping[str, tuple[int, str]] | None = N
             else:
                 problems += _cross_check(path, udf[path], others, indexes)
                 checked[path] = units.setdefault(udf[path], _Unit(udf[path]))
-        image_sha = _scan(fd, size, list(units.values()))
+        volume = [declared] if protected else None
+        image_sha = _scan(fd, size, list(units.values()), volume)
+    if protected:
+        problems += _recovery_problems(image, declared, size, volume[0], sector_parity or 0)
     for path, unit in checked.items():
         if unit.got < unit.size:
             problems.append(Problem(path, f"{unit.size} bytes in the image", "the image ends inside this file"))

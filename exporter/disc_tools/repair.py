@@ -418,11 +418,17 @@ class Report:
 
 
 class _Progress:
+    """A line every 5 s on ``stream``; or, when ``stream`` is a function,
+    ``stream(what, done, total)`` at every step (a caller's progress bar)."""
+
     def __init__(self, stream, total: int, what: str):
         self.stream, self.total, self.what = stream, total, what
         self.start = self.last = time.monotonic()
 
     def show(self, done: int) -> None:
+        if callable(self.stream):
+            self.stream(self.what, done, self.total)
+            return
         now = time.monotonic()
         if self.stream is not None and now - self.last >= 5 and self.total:
             self.last = now
@@ -477,7 +483,8 @@ def repair(source, to=None, progress=None, block: int = 64) -> Report:
             os.ftruncate(out, layout.image_sectors * SECTOR)
             report.output = str(to)
         try:
-            _repair_groups(reader, layout, crcs, known, report, out, _Progress(progress, layout.layer, "repair"), block)
+            shown = _Progress(progress, layout.layer, "checking" if to is None else "repairing")
+            _repair_groups(reader, layout, crcs, known, report, out, shown, block)
             if out is not None:
                 os.fsync(out)
         finally:

@@ -4,14 +4,20 @@
     python3 restore.py --into FOLDER [--apply-deletions] [--require-all] [--dry-run] DISC...
 
 Each DISC is a disc folder (a mounted disc, or a disc copied or extracted to
-a folder) or an ISO image file.  Give the discs of one series in any order,
-all at once or a few at a time into the same FOLDER: each run adds what it
-is given, in disc order.
+a folder), an ISO image file read from a disc, or the drive itself
+(/dev/sr0).  Give the discs of one series in any order, all at once or a few
+at a time into the same FOLDER: each run adds what it is given, in disc order.
 
+- An image or a drive is first checked against the sector recovery data
+  that discs made since 2026-12 carry after their filesystem.  A damaged
+  one (sectors that cannot be read, or were silently altered) is repaired
+  by repair.py, beside this file, into FOLDER/.discsub-restore/ and the
+  restore reads the repaired image.  What cannot be repaired is named.
 - Every file is checked against its sha256 (manifest.json and
   manifest-sha256.txt) while it is copied.  A damaged file is named and not
-  restored; when the disc has PAR2 recovery data you are told the exact
-  `par2 repair` command to run before trying again.
+  restored; you are told how to repair the disc (repair.py with its image,
+  or the exact `par2 repair` command for older discs with PAR2 files)
+  before trying again.
 - Photos land at FOLDER/<album>/<sub-album>/<name> under their original names
   where this computer allows them, else under the disc's safe name.  An item
   in several albums is in each album folder (hard links where possible).
@@ -47,12 +53,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import re
 import shlex
+import shutil
 import stat
 import sys
+import tempfile
 import time
 import unicodedata
 
@@ -68,6 +77,7 @@ SMALL_LIMIT = 512 * 1024 * 1024
 STATE_DIR = ".discsub-restore"
 JOURNAL = "journal.jsonl"
 STAGING = "tmp"
+REPAIRED = "repaired"
 OLDER = "Older versions"
 DELETED = "Deleted items"
 WINDOWS = os.name == "nt"
@@ -420,7 +430,7 @@ class IsoImage(_Source):
         self.fh = open(path, "rb")
         # Directories read so far: in a real image they never overlap, so never
         # more than the image (a crafted one could make each folder claim it all).
-        self._budget = os.fstat(self.fh.fileno()).st_size
+        self._budget = self.fh.seek(0, os.SEEK_END)  # (a drive's st_size is 0)
         self.entries = {}  # path -> ("file", [(offset, length), ...]) | ("dir" | "link" | "odd", None)
         self._skip, self._rock_ridge, self._visited = 0, False, set()
         self._walk(self._root(), "", 0)
@@ -700,6 +710,11 @@ class Disc:
         return out
 
     def repair_hint(self) -> str | None:
+        if not self.par2 and self.source.read_small("repair.py") is not None and not isinstance(self.source, IsoImage):
+            return (
+                f"disc {self.number}: to repair it, give restore.py the drive (e.g. /dev/sr0) or an image read "
+                f"from it with its recovery data (README.txt, REPAIRING A DAMAGED DISC) instead of the folder"
+            )
         if not self.par2:
             return None
         if isinstance(self.source, IsoImage):
@@ -1383,15 +1398,58 @@ class Report:
             self.out.write(text.encode("ascii", "backslashreplace").decode("ascii") + "\n")
 
 
+def _repair_tool():
+    """repair.py from beside this file (on a disc, both are at its top), or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "repair.py")
+    if not os.path.isfile(path):
+        return None
+    spec = importlib.util.spec_from_file_location("discsub_disc_repair", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def repaired(path: str, workdir: str, report) -> str:
+    """What to read for the disc at ``path``: ``path`` itself when it is a
+    folder, has no sector recovery data or is undamaged; else the image
+    repaired from its recovery data, written under ``workdir``."""
+    tool = None if os.path.isdir(path) else _repair_tool()
+    if tool is None:
+        return path
+    try:
+        found = tool.check(path, report.err)
+    except (tool.RecoveryDataError, OSError):
+        return path  # an older disc (PAR2 or nothing), or unreadable: said when it is read
+    if not (found.bad_image or found.no_crc or found.failed_groups):
+        return path
+    os.makedirs(workdir, exist_ok=True)
+    target = os.path.join(workdir, "disc-%d.iso" % len(os.listdir(workdir)))
+    report.say(f"{path}: {found.bad_image} damaged sectors; repairing it from its recovery data into {target}")
+    fixed = tool.repair(path, target, report.err)
+    if fixed.ok:
+        report.note(f"{path} was damaged: {fixed.rebuilt} sectors were rebuilt from its recovery data")
+    else:
+        report.problem(f"{path}: damaged beyond what its recovery data rebuilds: " + "; ".join(fixed.lines()[1:]))
+    return target
+
+
 def restore(paths, into, apply_deletions=False, dry_run=False, require_all=False, out=None, err=None) -> int:
     """Restore the discs at ``paths`` into ``into``; the exit status (0 or 1)."""
     report = Report(out or sys.stdout, err or sys.stderr, dry_run)
+    workdir = None
     try:
         try:
+            if dry_run:  # nothing is written to FOLDER: a repair goes to the temporary folder
+                workdir = tempfile.mkdtemp(prefix="discsub-repaired-")
+            else:
+                workdir = os.path.join(into, STATE_DIR, REPAIRED)
+            paths = [repaired(path, workdir, report) for path in paths]
             _restore(paths, into, apply_deletions, require_all, report)
         finally:
             if report.journal is not None:
                 report.journal.close()
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
     except (RestoreError, OSError) as exc:
         report.problem(str(exc))
     except KeyboardInterrupt:
@@ -1500,7 +1558,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--require-all", action="store_true", help="restore nothing if a disc of the series is missing")
     parser.add_argument("--dry-run", action="store_true", help="check the discs and say what would be done")
-    parser.add_argument("paths", nargs="+", metavar="DISC", help="a disc folder or an ISO image")
+    parser.add_argument("paths", nargs="+", metavar="DISC", help="a disc folder, an ISO image or a drive")
     args = parser.parse_args(argv)
     return restore(args.paths, args.into, args.apply_deletions, args.dry_run, args.require_all)
 

@@ -38,6 +38,10 @@ class Disc(models.Model):
     layout_version = models.PositiveSmallIntegerField(default=1)
     # PAR2 redundancy in % (settings.DISCSUB_PAR2_REDUNDANCY at planning; 0: no recovery data).
     recovery_percent = models.PositiveSmallIntegerField(default=0)
+    # Parity layers of the sector recovery data appended after the ISO volume
+    # (exporter.ecc; settings.DISCSUB_SECTOR_PARITY at planning; 0: none, as
+    # on every disc before layout 3).
+    sector_parity = models.PositiveSmallIntegerField(default=0)
 
     image_name = models.CharField(max_length=512, blank=True)
     image_size = models.PositiveBigIntegerField(null=True, blank=True)

@@ -34,6 +34,11 @@ def planned_disc(owner, files=3):
 RESTORE_PY_SHA256 = {
     1: "9ee41232e59db977ba3479fc865ae5b37437c71c318813248ad70ffafdc3ce6d",
     2: "541eb9308f6dc8a3ad61a3108a2447ea664aabdf2af0f796ab57d7f47b4aa97e",
+    3: "8a0706eed15673d22ebba01a89c822cf9c5d98fed00a41088d19397670fb14de",
+}
+# And the repair.py that discs carry from layout 3 on.
+REPAIR_PY_SHA256 = {
+    3: "d246373cd9e1f66d1035684526c6ebd72cc0d27cc87e32cb88a27cdce2307bee",
 }
 
 
@@ -52,6 +57,12 @@ def test_every_released_layout_carries_a_frozen_pinned_restore_tool():
     )
     with pytest.raises(ExportError):
         contents.restore_tool(planning.LAYOUT_VERSION + 1)
+    assert set(contents.FROZEN_REPAIR_TOOLS) == set(REPAIR_PY_SHA256)
+    for layout, sha256 in REPAIR_PY_SHA256.items():
+        assert hashlib.sha256(contents.FROZEN_REPAIR_TOOLS[layout].read_bytes()).hexdigest() == sha256, layout
+    assert contents.FROZEN_REPAIR_TOOLS[planning.LAYOUT_VERSION].read_bytes() == contents.REPAIR_TOOL.read_bytes(), (
+        "repair.py changed: freeze it as a new layout version (exporter.contents, planning.LAYOUT_VERSION)"
+    )
 
 
 def test_a_disc_carries_the_restore_tool_of_its_layout_version(alice, monkeypatch):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from exporter import build, contents, iso, isomd5, library, names, par2, verify
+from exporter import build, contents, iso, isomd5, library, names, par2, planning, verify
 from exporter.layout import DiscFile
 from exporter.media import CAPACITY_SECTORS
 from exporter.models import Disc, DiscStatus
@@ -83,8 +83,11 @@ def test_checkisomd5_passes_on_a_built_image_and_fails_after_one_flipped_byte(al
     assert subprocess.run([check, str(damaged)], capture_output=True).returncode != 0
     # verify_disc reads the image against its own manifests and names the file.
     result = verify.verify_image(damaged)
-    assert [p.path for p in result.problems] == [victim]
-    with pytest.raises(CommandError, match="1 problem"):
+    # The file, and the sector the recovery data after the volume finds damaged.
+    found = {p.path: p for p in result.problems}
+    assert set(found) == {victim, "damaged.iso (recovery data)"}
+    assert "1 damaged in the image" in found["damaged.iso (recovery data)"].found
+    with pytest.raises(CommandError, match="2 problem"):
         call_command("verify_disc", str(damaged))
 
 
@@ -106,7 +109,14 @@ def test_a_build_without_implantisomd5_fails_clearly(alice, monkeypatch):
     assert not build.image_path(disc).exists()
 
 
-def test_a_build_without_par2_fails_clearly(alice, monkeypatch):
+@pytest.fixture
+def par2_discs(settings, monkeypatch):
+    """Discs as layout 2 made them, with PAR2 files (a rebuild of one must still make them)."""
+    monkeypatch.setattr(planning, "LAYOUT_VERSION", 2)
+    settings.DISCSUB_PAR2_REDUNDANCY = dict.fromkeys(settings.DISCSUB_PAR2_REDUNDANCY, 10)
+
+
+def test_a_build_without_par2_fails_clearly(alice, monkeypatch, par2_discs):
     add_file(alice, "a.jpg")
     planned = plan_next_disc(alice, allow_partial=True)
     real = shutil.which
@@ -182,7 +192,7 @@ def test_the_recovery_files_are_the_same_bytes_every_time(tmp_path):
 # --- on a disc -------------------------------------------------------------------------------
 
 
-def test_the_planner_counts_the_recovery_data_and_the_image_is_reproducible(alice, tmp_path, settings):
+def test_the_planner_counts_the_recovery_data_and_the_image_is_reproducible(alice, tmp_path, settings, par2_discs):
     disc = built_disc(alice)
     assert disc.recovery_percent == settings.DISCSUB_PAR2_REDUNDANCY["cd"] == 10
     expected = build.expected_files(disc)
@@ -213,6 +223,9 @@ def test_a_disc_planned_without_recovery_data_has_none(alice, settings):
 def test_a_disc_first_built_without_an_implanted_md5_is_rebuilt_without_one(alice, settings, tmp_path):
     settings.DISCSUB_PAR2_REDUNDANCY = {**settings.DISCSUB_PAR2_REDUNDANCY, "cd": 0}
     disc = built_disc(alice, count=2)
+    # A disc of those days had no sector recovery data either.
+    Disc.objects.filter(pk=disc.pk).update(sector_parity=0)
+    disc.refresh_from_db()
     entries = list(disc.entries.select_related("version").order_by("id"))
     old = iso.write_image(
         contents.disc_files(disc, entries), tmp_path / "old.iso", disc.volume_id, int(disc.planned_at.timestamp())
@@ -224,7 +237,9 @@ def test_a_disc_first_built_without_an_implanted_md5_is_rebuilt_without_one(alic
 
 
 @pytest.mark.parametrize("set_files", [1000, 12])
-def test_par2_repairs_a_disc_with_2_percent_of_its_payload_sectors_zeroed(alice, tmp_path, monkeypatch, set_files):
+def test_par2_repairs_a_disc_with_2_percent_of_its_payload_sectors_zeroed(
+    alice, tmp_path, monkeypatch, set_files, par2_discs
+):
     """Like a subscriber: the damaged disc reads back with zeroed sectors; they
     copy it to a folder and run par2 repair as the README says (once per set)."""
     tool = require_tool("par2")

@@ -188,6 +188,7 @@ def test_a_full_build_area_fails_the_build_cleanly_and_a_later_retry_works(alice
     # The build area (PAR2 recovery data, staged sources) on a 2 MiB disk that
     # something else has nearly filled: a 1 MiB file's recovery data does not fit.
     mount, grow = small_filesystem
+    settings.DISCSUB_PAR2_REDUNDANCY = {"cd": 10}  # PAR2 files are made in the build area
     filler = mount / "someone-elses.bin"
     filler.write_bytes(b"\0" * (2 * 1024 * 1024 - 64 * 1024))
     settings.BUILD_DIR = mount / "build"
