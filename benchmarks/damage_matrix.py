@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _photos  # noqa: E402
+from sector_ecc import zero as _zero  # noqa: E402
 
 from exporter import ecc, iso, isomd5, par2, verify  # noqa: E402
 from exporter.disc_tools import repair as fmt  # noqa: E402
@@ -178,15 +179,6 @@ def _dvdisaster(argv: list[str]) -> subprocess.CompletedProcess:
 
 
 # --- damage ---------------------------------------------------------------------------------
-
-
-def _zero(path: Path, sectors) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        for s in sectors:
-            os.pwrite(fd, bytes(SECTOR), s * SECTOR)
-    finally:
-        os.close(fd)
 
 
 def _flip(path: Path, sectors) -> None:
@@ -378,18 +370,6 @@ def confirm(disc: Disc, work: Path, tool: Path) -> list[str]:
     return lines
 
 
-def max_image(capacity: int, parity: int) -> int:
-    """The largest image (sectors) that fits ``capacity`` with its recovery data."""
-    lo, hi = 1, capacity
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fmt.Layout.for_image(mid, parity).total_sectors <= capacity:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def curve(media: list[str], seeds: int, encode_image: Path | None, work: Path) -> list[str]:
     """Per m: redundancy (m/k, as RS03 counts it), the share of a full medium
     left for the image, encoding speed, the largest random share repaired
@@ -412,7 +392,7 @@ def curve(media: list[str], seeds: int, encode_image: Path | None, work: Path) -
         cells, fill, run = [], 0.0, 0.0
         for medium in media:
             capacity = CAPACITY_SECTORS[medium]
-            layout = fmt.Layout.for_image(max_image(capacity, m), m)
+            layout = fmt.Layout.for_image(ecc.image_capacity(capacity, m), m)
             shares = largest_random(layout, seeds)
             cells.append(f"{min(shares):6.2f}-{statistics.median(shares):5.2f} %")
             fill = max(fill, 100 * layout.image_sectors / capacity)
