@@ -490,7 +490,11 @@ def report(data: DataSet, runs: dict[str, list[Run]], notes: list[str]) -> str:
             f"  pipeline: {first['entries']} entries, disc {', '.join(sorted({d['status'] for d in done}))}, "
             f"layout {first['layout']}, "
             f"sector parity {first['parity']}, image {first['size'] / MB:,.0f} MB with its recovery data; "
-            + (f"sha256 {next(iter(shas))[:16]}… in every build" if len(shas) == 1 else "sha256 DIFFERS between builds")
+            + (
+                f"sha256 {next(iter(shas))[:16]}… in every build"
+                if len(shas) == 1
+                else "sha256 differs between builds, as each run plans anew at its own time (the image dates)"
+            )
         )
         lines += [f"  pipeline error: {d['error']}" for d in done if d.get("error")][:3]
     if runs.get("toolchain"):
