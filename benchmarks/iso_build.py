@@ -1,19 +1,28 @@
-"""Building a disc image: exporter.iso against genisoimage, in wall time and peak memory.
+"""Building a disc, the whole pipeline, against the tools a careful user would chain by hand.
 
-    .venv/bin/python benchmarks/iso_build.py [--size-gb 4] [--big-gb 5] [--workdir /tmp/bench-iso] [--skip-big]
-        [--rounds 3] [--max-wait 20] [--clean]
+    .venv/bin/python benchmarks/iso_build.py [--size-gb 2] [--big-gb 0] [--workdir /tmp/bench-iso]
+        [--rounds 3] [--max-wait 20] [--only CONTENDER,...] [--clean]
 
-Two data sets are generated once under ``--workdir`` (and reused): photo-sized
-files of 0.5-15 MB in nested albums, and one big file (a dvd-dl disc, and a
-file over 4 GiB).  Their sha256 is computed at generation, as it is at upload.
-For each data set, four contenders run, each in its own process, each after
-the page cache is dropped:
+The data set is generated once under ``--workdir`` and reused
+(benchmarks/_photos.py): photos of 0.2-15 MB in nested albums and a few
+videos, ``--size-gb`` in all; ``--big-gb`` adds a set of one big file (a
+dvd-dl disc, a file over 4 GiB), for the image writer alone.  For the whole
+pipeline the photos are imported once (untimed) into a scratch site under
+the work folder: SQLite, its own data folder, ``manage.py migrate`` and
+``manage.py import_media``, the database then kept aside and put back before
+each run.  The contenders, each in processes of its own, each after the page
+cache is dropped:
 
-- ``genisoimage`` (ISO 9660 level 3 + Joliet + Rock Ridge + UDF) and an fsync;
-- ``cat`` of the same bytes into one file and an fsync: the floor;
-- ``write_image``: our build step (source check, fsync, rename; the image
-  sha256 belongs to the full pipeline, where the read-back computes it);
-- ``write_image`` then ``verify_image``: the full pipeline, read-back included.
+- ``toolchain``, the baseline: what a careful user chains by hand on the
+  same files: ``genisoimage`` (ISO 9660 level 3 + Joliet + Rock Ridge +
+  UDF), ``implantisomd5``, ``dvdisaster -mRS03 -o file -n normal -x 2 -c``
+  (an RS03 ecc file at 14.3 %, both cores), then an fsync of both files;
+- ``pipeline``, ours: ``exporter.planning.plan_next_disc`` then
+  ``exporter.build.build_disc`` in one child process: plan, write, implant
+  the MD5, recovery data, fsync, read-back verification;
+- ``genisoimage`` alone and an fsync, and ``build``, our ``write_image``
+  alone (source check, fsync, rename): the image writers side by side;
+- ``copy``: ``cat`` of the same bytes into one file and an fsync, the floor.
 
 It first waits for a quiet machine (load under 1, nobody's pytest running),
 then, before each contender, for idle cores; a run during which someone's
@@ -23,7 +32,7 @@ docs/benchmarks.md.
 
 Peak memory is the child's VmHWM: our children report their own at exit,
 and the tools' is polled from /proc while they run (wait4's ru_maxrss would
-include the RSS this process had when it forked them).  The exporter package
+include the RSS this process had when it forked them).  The project's code
 is copied to the work folder first, so that every contender of one run runs
 the same code even while the tree is being edited.  Needs root to drop the
 page cache; without it every contender starts after the same warm-up.
@@ -35,11 +44,10 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
-import math
 import os
 import platform
-import random
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -47,33 +55,27 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _photos import DataSet, photo_plan, prepare  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 MB = 1_000_000
 GB = 1_000_000_000
-SEED = "discsub-bench-1"
 EPOCH = 1_700_000_000
 CHUNK = 8 * 1024 * 1024
-DATA_VERSION = 1
 ISO_FILE_LIMIT = 4 * 1024**3 - 1  # genisoimage refuses bigger files without -allow-limited-size
-
-# Where photos go: a few albums, some nested, one with a non-ASCII name.
-ALBUMS = [
-    ("2019", "Summer in Brittany"),
-    ("2019", "Summer in Brittany", "Beach"),
-    ("2020", "Grandma's 80th"),
-    ("2021", "Été à Québec"),
-    ("2021", "Été à Québec", "Day 2", "Old town"),
-    ("Phone uploads",),
-]
-PHOTO_MIN, PHOTO_MAX = 0.5 * MB, 15 * MB
+SUBSCRIBER = "bench"
+CODE_PARTS = ("discsub", "exporter", "templates", "manage.py")
 
 CONTENDERS = {
-    "genisoimage": "genisoimage + fsync (baseline)",
+    "toolchain": "toolchain by hand (baseline)",
+    "pipeline": "ours: plan + build_disc",
+    "genisoimage": "genisoimage + fsync",
+    "build": "ours: write_image alone",
     "copy": "cat > one file + fsync (floor)",
-    "build": "ours: write_image",
-    "full": "ours: write_image + verify_image",
 }
-TARGETS = {"build": 1.1, "full": 1.6}
+PIPELINE_ONLY = ("pipeline",)  # contenders that need the photos imported into a site
 RSS_TARGET_MB = 200
 POLL_SECONDS = 30
 QUIET_BEFORE_EACH = 300  # seconds to wait for the cores to idle before each contender
@@ -85,97 +87,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# --- data sets ----------------------------------------------------------------------------
-
-
-@dataclass
-class DataSet:
-    name: str
-    root: Path
-    files: list[dict]  # rel (below root), disc (canonical disc path), size, sha256
-
-    @property
-    def payload(self) -> int:
-        return sum(f["size"] for f in self.files)
-
-
-def _photo_plan(target: int) -> list[tuple[str, int]]:
-    """(relative path, size) of photos adding up to about ``target`` bytes;
-    sizes are log-uniform, as in a phone library (many small, a few big)."""
-    rng = random.Random(f"{SEED}:photos")
-    plan, total, n = [], 0, 0
-    while total < target:
-        n += 1
-        size = int(math.exp(rng.uniform(math.log(PHOTO_MIN), math.log(PHOTO_MAX))))
-        size = min(size, max(target - total, int(PHOTO_MIN)))
-        album = "/".join(rng.choice(ALBUMS))
-        plan.append((f"{album}/IMG_{n:05d}.JPG", size))
-        total += size
-    return plan
-
-
-def _write_random(path: Path, size: int, seed: str, bar) -> str:
-    """Write ``size`` seeded random bytes to ``path`` (atomically); their sha256."""
-    rng = random.Random(seed)
-    sha = hashlib.sha256()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as out:
-        left = size
-        while left:
-            data = rng.randbytes(min(CHUNK, left))
-            sha.update(data)
-            out.write(data)
-            left -= len(data)
-            bar.update(len(data))
-    os.replace(tmp, path)
-    return sha.hexdigest()
-
-
-def _reusable(index: Path, params: dict, root: Path) -> list[dict] | None:
-    try:
-        saved = json.loads(index.read_text())
-    except (OSError, ValueError):
-        return None
-    if saved.get("params") != json.loads(json.dumps(params)):
-        return None
-    for f in saved["files"]:
-        try:
-            if (root / f["rel"]).stat().st_size != f["size"]:
-                return None
-        except OSError:
-            return None
-    return saved["files"]
-
-
-def prepare(workdir: Path, name: str, plan: list[tuple[str, int]]) -> DataSet:
-    """The data set ``name``, generated under ``workdir`` unless it is there already."""
-    from tqdm import tqdm
-
-    from exporter.names import NameRequest, assign_disc_paths
-
-    root = workdir / "data" / name
-    index = workdir / "data" / f"{name}.json"
-    params = {"version": DATA_VERSION, "seed": SEED, "plan": plan}
-    files = _reusable(index, params, root)
-    if files is not None:
-        log(f"{name}: reusing {len(files)} files under {root}")
-        return DataSet(name, root, files)
-    if root.exists():
-        shutil.rmtree(root)
-    disc = assign_disc_paths([NameRequest(rel, tuple(rel.split("/")[:-1]), rel.rsplit("/", 1)[-1]) for rel, _ in plan])
-    files = []
-    total = sum(size for _, size in plan)
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"generating {name}", file=sys.stderr) as bar:
-        for rel, size in plan:
-            sha = _write_random(root / rel, size, f"{SEED}:{name}:{rel}", bar)
-            files.append({"rel": rel, "disc": disc[rel], "size": size, "sha256": sha})
-    os.sync()
-    index.write_text(json.dumps({"params": params, "files": files}))
-    return DataSet(name, root, files)
-
-
-# --- the child: our contenders ----------------------------------------------------------------
+# --- the children: our contenders ------------------------------------------------------------
 
 
 def _vm(field_name: str) -> int:
@@ -187,42 +99,123 @@ def _vm(field_name: str) -> int:
     return 0
 
 
-def child(args: argparse.Namespace) -> None:
-    """Runs in the measured process: build (and verify) one image, write the result as JSON."""
-    sys.path.insert(0, args.code)
+def child_build(args: argparse.Namespace) -> dict:
+    """Our image writer alone, on the data set's files."""
     from exporter.iso import write_image
     from exporter.layout import DiscFile
-    from exporter.verify import verify_image
 
     saved = json.loads(Path(args.index).read_text())
     root = Path(args.root)
     files = [
-        DiscFile(
-            path=f["disc"],
-            size=f["size"],
-            sha256=f["sha256"],
-            open=lambda p=root / f["rel"]: open(p, "rb"),
-        )
+        DiscFile(path=f["disc"], size=f["size"], sha256=f["sha256"], open=lambda p=root / f["rel"]: open(p, "rb"))
         for f in saved["files"]
     ]
     result: dict = {"rss_before": _vm("VmRSS")}
     start = time.perf_counter()
-    # The image sha256 is the read-back's job (issue #2: the full pipeline is
-    # build, image sha256, read-back verification), so the writer skips it.
     image = write_image(files, Path(args.out), "DISCSUB_BENCH", EPOCH, hash_image=False)
-    result.update(write_s=time.perf_counter() - start, size=image.size, sha256=image.sha256)
-    if args.child == "full":
-        start = time.perf_counter()
-        verified = verify_image(Path(args.out), {f.path: (f.size, f.sha256) for f in files})
-        result.update(
-            verify_s=time.perf_counter() - start,
-            verify_sha256=verified.image_sha256,
-            files_checked=verified.files_checked,
-            problems=[str(p) for p in verified.problems[:5]],
-            problem_count=len(verified.problems),
-        )
+    result.update(write_s=time.perf_counter() - start, size=image.size)
+    return result
+
+
+def child_pipeline(args: argparse.Namespace) -> dict:
+    """Plan the subscriber's next disc from the imported photos, then build it as a worker does."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from exporter import build, planning
+    from exporter.models import DiscEntry
+
+    owner = get_user_model().objects.get(username=SUBSCRIBER)
+    result: dict = {"rss_before": _vm("VmRSS")}
+    start = time.perf_counter()
+    disc = planning.plan_next_disc(owner, medium=args.medium, allow_partial=True)
+    result["plan_s"] = time.perf_counter() - start
+    if disc is None:
+        raise SystemExit("nothing was planned")
+    start = time.perf_counter()
+    done = build.build_disc(disc.pk)
+    result["build_s"] = time.perf_counter() - start
+    result.update(
+        status=done.status,
+        error=done.last_error,
+        size=done.image_size,
+        sha256=done.image_sha256,
+        entries=DiscEntry.objects.filter(disc=done).count(),
+        layout=getattr(done, "layout_version", None),
+        parity=getattr(done, "sector_parity", None),
+    )
+    return result
+
+
+def child(args: argparse.Namespace) -> None:
+    """Runs in the measured process: one of our contenders; the result as JSON."""
+    sys.path.insert(0, args.code)
+    result = child_pipeline(args) if args.child == "pipeline" else child_build(args)
     result["hwm"] = _vm("VmHWM")
     Path(args.result).write_text(json.dumps(result))
+
+
+# --- the scratch site --------------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    root: Path
+    env: dict
+
+    @property
+    def database(self) -> Path:
+        return self.root / "discsub.sqlite3"
+
+    @property
+    def imported(self) -> Path:
+        return self.root.parent / "imported.sqlite3"
+
+    def reset(self) -> None:
+        """The site as it was after the import: no disc planned, no image."""
+        for name in ("images", "build"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.database}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(self.imported, self.database)
+
+
+def prepare_site(workdir: Path, data: DataSet, code: Path) -> Site:
+    """A site whose one subscriber has imported the data set (done once, kept while the data set stays)."""
+    root = workdir / "site" / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DISCSUB_PAR2_PERCENT")}
+    env.update(
+        DISCSUB_DATA_DIR=str(root),
+        DJANGO_SETTINGS_MODULE="discsub.settings",
+        DJANGO_DEBUG="0",  # no query log growing in the child
+        PYTHONPATH=str(code),
+    )
+    site = Site(root, env)
+    marker = workdir / "site" / "imported-from.txt"
+    # A new migration in the code makes the kept database stale.
+    migrations = sorted(p.name for p in (code / "exporter" / "migrations").glob("*.py"))
+    stamp = hashlib.sha256(data.index.read_bytes() + "\n".join(migrations).encode()).hexdigest()
+    if site.imported.exists() and marker.exists() and marker.read_text() == stamp:
+        log(f"site: reusing the import of {data.name} under {root}")
+        return site
+    shutil.rmtree(workdir / "site", ignore_errors=True)
+    root.mkdir(parents=True)
+    manage = [sys.executable, str(code / "manage.py")]
+    log(f"site: migrating and importing {len(data.files)} files (untimed) …")
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
+    subprocess.run(
+        [*manage, "import_media", SUBSCRIBER, str(data.root), "--create-user"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,  # a line per queued thumbnail
+    )
+    with sqlite3.connect(site.database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(site.database, site.imported)
+    marker.write_text(stamp)
+    return site
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -331,43 +324,73 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def measure(contender: str, data: DataSet, workdir: Path, code: Path, index: Path) -> Run:
+def _tool_steps(contender: str, data: DataSet, out: Path) -> list[list[str]]:
+    """The commands of a tool contender, run one after the other."""
+    argv = ["genisoimage", "-quiet", "-iso-level", "3", "-J", "-joliet-long", "-R", "-udf"]
+    if any(f["size"] > ISO_FILE_LIMIT for f in data.files):
+        argv.append("-allow-limited-size")
+    steps = [[*argv, "-o", str(out), str(data.root)]]
+    if contender == "toolchain":
+        steps += [
+            ["implantisomd5", "--force", str(out)],
+            ["dvdisaster", "-i", str(out), "-e", f"{out}.ecc", "-mRS03", "-o", "file", "-n", "normal"]
+            + ["-x", "2", "-c"],
+        ]
+    return steps
+
+
+def measure(contender: str, data: DataSet, workdir: Path, code: Path, site: Site | None) -> Run:
     out = workdir / "out" / f"{data.name}-{contender}.iso"
     out.parent.mkdir(exist_ok=True)
     result_file = workdir / "out" / f"{data.name}-{contender}.json"
     sources = [data.root / f["rel"] for f in sorted(data.files, key=lambda f: f["rel"])]
-    stdout, sync_after = subprocess.DEVNULL, True
-    if contender == "genisoimage":
-        argv = ["genisoimage", "-quiet", "-iso-level", "3", "-J", "-joliet-long", "-R", "-udf"]
-        if any(f["size"] > ISO_FILE_LIMIT for f in data.files):
-            argv.append("-allow-limited-size")
-        argv += ["-o", str(out), str(data.root)]
+    env, stdout, synced = None, subprocess.DEVNULL, [out]
+    quiet = contender in ("genisoimage", "toolchain")  # dvdisaster's progress goes to stderr
+    if contender in ("genisoimage", "toolchain"):
+        steps = _tool_steps(contender, data, out)
+        synced = [out, Path(f"{out}.ecc")] if contender == "toolchain" else [out]
     elif contender == "copy":
-        argv = ["cat", *map(str, sources)]
+        steps = [["cat", *map(str, sources)]]
         stdout = open(out, "wb")  # closed below, once cat is gone
     else:
         argv = [sys.executable, str(Path(__file__).resolve()), "--child", contender, "--code", str(code)]
-        argv += ["--index", str(index), "--root", str(data.root), "--out", str(out), "--result", str(result_file)]
-        sync_after = False  # write_image fsyncs the image and its folder itself
+        argv += ["--index", str(data.index), "--root", str(data.root), "--out", str(out), "--result", str(result_file)]
+        if contender == "pipeline":
+            site.reset()
+            env, argv = site.env, [*argv, "--medium", "dvd"]
+        steps, synced = [argv], []  # ours fsyncs what it writes itself
+    wall, peak, cpu, foreign, detail = 0.0, 0, 0.0, set(), {"steps": {}}
     try:
+        for argv in steps:
+            start = time.perf_counter()
+            proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL if quiet else None, env=env)
+            step_peak, step_cpu, step_foreign = _watch(proc)
+            if proc.returncode != 0:
+                raise SystemExit(f"{contender} failed with exit status {proc.returncode}: {argv[:12]}")
+            took = time.perf_counter() - start
+            detail["steps"][Path(argv[0]).name if quiet or contender == "copy" else "process"] = took
+            wall, cpu, peak = wall + took, cpu + step_cpu, max(peak, step_peak)
+            foreign.update(step_foreign)
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=stdout)
-        peak, cpu, foreign = _watch(proc)
-        if proc.returncode != 0:
-            raise SystemExit(f"{contender} failed with exit status {proc.returncode}: {argv[:12]}")
-        if sync_after:
-            _fsync(out)
-        wall = time.perf_counter() - start
+        for path in synced:
+            _fsync(path)
+        if synced:
+            detail["steps"]["fsync"] = time.perf_counter() - start
+            wall += detail["steps"]["fsync"]
     finally:
         if stdout is not subprocess.DEVNULL:
             stdout.close()
-    detail = {"image_size": out.stat().st_size}
     if result_file.exists():
         detail.update(json.loads(result_file.read_text()))
         result_file.unlink()
         peak = max(peak, detail["hwm"])
-    out.unlink()
-    return Run(contender, wall, peak, cpu, detail, foreign)
+    if out.exists():
+        detail["image_size"] = out.stat().st_size
+        out.unlink()
+    Path(f"{out}.ecc").unlink(missing_ok=True)
+    if contender == "pipeline":
+        shutil.rmtree(site.root / "images", ignore_errors=True)
+    return Run(contender, wall, peak, cpu, detail, sorted(foreign))
 
 
 def _watch(proc: subprocess.Popen) -> tuple[int, float, list[str]]:
@@ -393,93 +416,90 @@ def _watch(proc: subprocess.Popen) -> tuple[int, float, list[str]]:
 
 
 def snapshot_code(workdir: Path) -> tuple[Path, str]:
-    """A copy of the exporter package, and a description of what it is."""
+    """A copy of the project's code, and a description of what it is."""
     code = workdir / "code"
     if code.exists():
         shutil.rmtree(code)
-    shutil.copytree(REPO / "exporter", code / "exporter", ignore=shutil.ignore_patterns("__pycache__", "migrations"))
-    iso_sha = hashlib.sha256((code / "exporter" / "iso.py").read_bytes()).hexdigest()[:12]
+    code.mkdir(parents=True)
+    for part in CODE_PARTS:
+        if (REPO / part).is_dir():
+            shutil.copytree(REPO / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / part, code / part)
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True)
         return done.stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD")
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "exporter") else ""
-    return code, f"exporter/ at {head}{dirty} (iso.py sha256 {iso_sha}…)"
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", *CODE_PARTS) else ""
+    return code, f"code at {head}{dirty}"
 
 
 # --- report --------------------------------------------------------------------------------------
 
 
-def _ratio_line(label: str, ours: float, theirs: float, target: float, inside: float) -> str:
+def _ratio(label: str, ours: float, theirs: float, target: float) -> str:
     ratio = ours / theirs
-    verdict = "met" if ratio <= target else "MISSED"
-    return (
-        f"  {label:<34} {ratio:5.2f}×   (target ≤ {target}×: {verdict}; "
-        f"{inside / theirs:.2f}× counting only the time inside the calls)"
-    )
+    return f"  {label:<44} {ratio:5.2f}×   (target ≤ {target}×: {'met' if ratio <= target else 'MISSED'})"
 
 
-def _work(run: Run) -> float | None:
-    """Seconds spent inside write_image (and verify_image), without process start."""
-    if "write_s" not in run.detail:
-        return None
-    return run.detail["write_s"] + run.detail.get("verify_s", 0)
+def _steps(measured: list[Run]) -> str:
+    names = list(measured[0].detail["steps"])
+    parts = [f"{n} {statistics.median(r.detail['steps'].get(n, 0) for r in measured):.1f}" for n in names]
+    for key in ("plan_s", "build_s", "write_s"):
+        if key in measured[0].detail:
+            parts.append(f"{key[:-2]} {statistics.median(r.detail[key] for r in measured):.1f}")
+    return ", ".join(parts)
 
 
 def report(data: DataSet, runs: dict[str, list[Run]], notes: list[str]) -> str:
     payload = data.payload
-    typical = runs["build"][0].detail
     lines = [
         "",
-        f"== {data.name}: {len(data.files)} files, {payload / MB:,.0f} MB of payload, "
-        f"image {typical['size'] / MB:,.0f} MB ({typical['size'] // 2048:,} sectors)",
-        f"  {'contender':<34} {'wall s':>7} {'MB/s':>6} {'CPU s':>6} {'peak RSS MB':>12} {'in calls s':>11}"
-        "   rounds (wall s)",
+        f"== {data.name}: {len(data.files)} files, {payload / MB:,.0f} MB of payload",
+        f"  {'contender':<34} {'wall s':>7} {'MB/s':>6} {'CPU s':>6} {'peak RSS MB':>12}   rounds (wall s); steps (s)",
     ]
-    wall, rss, work, cpu = {}, {}, {}, {}
+    wall, rss = {}, {}
     for key, label in CONTENDERS.items():
-        measured = runs[key]
+        measured = runs.get(key)
+        if not measured:
+            continue
         wall[key] = statistics.median(r.wall for r in measured)
         rss[key] = max(r.peak_rss for r in measured) / MB
-        cpu[key] = statistics.median(r.cpu for r in measured)
-        inside = [w for r in measured if (w := _work(r)) is not None]
-        work[key] = statistics.median(inside) if inside else None
-        shown = f"{work[key]:11.1f}" if work[key] is not None else f"{'':11}"
+        cpu = statistics.median(r.cpu for r in measured)
         rounds = " ".join(f"{r.wall:.1f}" for r in measured)
         lines.append(
-            f"  {label:<34} {wall[key]:7.1f} {payload / MB / wall[key]:6.0f} {cpu[key]:6.1f} {rss[key]:12.1f}"
-            f" {shown}   {rounds}"
+            f"  {label:<34} {wall[key]:7.1f} {payload / MB / wall[key]:6.0f} {cpu:6.1f} {rss[key]:12.1f}"
+            f"   {rounds}; {_steps(measured)}"
         )
-    full = runs["full"][0].detail
-    lines += [
-        f"  (full pipeline: write_image {statistics.median(r.detail['write_s'] for r in runs['full']):.1f} s, "
-        f"verify_image {statistics.median(r.detail['verify_s'] for r in runs['full']):.1f} s; "
-        f"our process start and imports, cold: {wall['build'] - work['build']:.1f} s and "
-        f"{typical['rss_before'] / MB:.0f} MB)",
-        _ratio_line(
-            "build step: ours / genisoimage", wall["build"], wall["genisoimage"], TARGETS["build"], work["build"]
-        ),
-        _ratio_line(
-            "full pipeline: ours / genisoimage", wall["full"], wall["genisoimage"], TARGETS["full"], work["full"]
-        ),
-        f"  {'build step: ours / plain copy':<34} {wall['build'] / wall['copy']:5.2f}×",
-    ]
-    peak = max(rss["build"], rss["full"])
-    lines.append(
-        f"  {'peak memory, ours':<34} {peak:5.0f} MB (target < {RSS_TARGET_MB} MB: "
-        f"{'met' if peak < RSS_TARGET_MB else 'MISSED'})"
-    )
-    sha = {r.detail["verify_sha256"] for r in runs["full"]}
-    checks = [
-        "image sha256 " + (f"{next(iter(sha))[:16]}… in every build" if len(sha) == 1 else "DIFFERS between builds"),
-        f"verify_image checked {full['files_checked']} files, {full['problem_count']} problems",
-    ]
-    lines.append("  " + "; ".join(checks))
-    lines += [f"  problem: {p}" for p in full["problems"]]
-    if data.payload != runs["copy"][0].detail["image_size"]:
-        lines.append("  the plain copy has the wrong size")
+    if "pipeline" in wall and "toolchain" in wall:
+        lines.append(_ratio("whole pipeline: ours / toolchain by hand", wall["pipeline"], wall["toolchain"], 1.0))
+    if "build" in wall and "genisoimage" in wall:
+        lines.append(_ratio("image writer: write_image / genisoimage", wall["build"], wall["genisoimage"], 1.1))
+    ours = [rss[k] for k in ("pipeline", "build") if k in rss]
+    if ours:
+        peak = max(ours)
+        verdict = "met" if peak < RSS_TARGET_MB else "MISSED"
+        lines.append(f"  {'peak memory, ours':<44} {peak:5.0f} MB (target < {RSS_TARGET_MB} MB: {verdict})")
+    if runs.get("pipeline"):
+        done = [r.detail for r in runs["pipeline"]]
+        shas = {d["sha256"] for d in done}
+        first = done[0]
+        lines.append(
+            f"  pipeline: {first['entries']} entries, disc {', '.join(sorted({d['status'] for d in done}))}, "
+            f"layout {first['layout']}, "
+            f"sector parity {first['parity']}, image {first['size'] / MB:,.0f} MB with its recovery data; "
+            + (
+                f"sha256 {next(iter(shas))[:16]}… in every build"
+                if len(shas) == 1
+                else "sha256 differs between builds, as each run plans anew at its own time (the image dates)"
+            )
+        )
+        lines += [f"  pipeline error: {d['error']}" for d in done if d.get("error")][:3]
+    if runs.get("toolchain"):
+        size = runs["toolchain"][0].detail.get("image_size", 0)
+        lines.append(f"  toolchain: image {size / MB:,.0f} MB, and its ecc file beside it")
     lines += [f"  note: {n}" for n in notes]
     return "\n".join(lines)
 
@@ -491,16 +511,16 @@ def _few(items: list[str], shown: int = 2) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-gb", type=float, default=4, help="photo data set size (GB = 10^9 bytes)")
-    parser.add_argument("--big-gb", type=float, default=5, help="size of the single big file (GB)")
+    parser.add_argument("--size-gb", type=float, default=2, help="photo data set size (GB = 10^9 bytes)")
+    parser.add_argument("--big-gb", type=float, default=0, help="add a data set of one big file of this size (GB)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-iso"))
-    parser.add_argument("--skip-big", action="store_true", help="only the photo data set")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each contender, in alternating orders")
+    parser.add_argument("--only", help="comma-separated contenders (default: all)")
     parser.add_argument(
         "--max-wait", type=float, default=20, help="minutes to wait for a quiet machine at the start, and between runs"
     )
     parser.add_argument("--clean", action="store_true", help="delete the work folder at the end")
-    for internal in ("--child", "--code", "--index", "--root", "--out", "--result"):
+    for internal in ("--child", "--code", "--index", "--root", "--out", "--result", "--medium"):
         parser.add_argument(internal, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -512,12 +532,15 @@ def main() -> None:
     if workdir == REPO or REPO in workdir.parents:
         raise SystemExit("the work folder must be outside the repository")
     workdir.mkdir(parents=True, exist_ok=True)
-    if shutil.which("genisoimage") is None:
-        raise SystemExit("genisoimage is not installed (apt-get install genisoimage)")
-    datasets = [prepare(workdir, "photos", _photo_plan(int(args.size_gb * GB)))]
-    if not args.skip_big:
-        datasets.append(prepare(workdir, "big", [("dvd-dl/movie.bin", int(args.big_gb * GB))]))
+    missing = [t for t in ("genisoimage", "implantisomd5", "dvdisaster") if shutil.which(t) is None]
+    if missing:
+        raise SystemExit(f"not installed: {', '.join(missing)} (apt-get install genisoimage isomd5sum dvdisaster)")
+    chosen = [c for c in CONTENDERS if not args.only or c in args.only.split(",")]
+    datasets = [prepare(workdir, "photos", photo_plan(int(args.size_gb * GB)), log=log)]
+    if args.big_gb:
+        datasets.append(prepare(workdir, "big", [("dvd-dl/movie.bin", int(args.big_gb * GB))], log=log))
     code, code_description = snapshot_code(workdir)
+    site = prepare_site(workdir, datasets[0], code) if "pipeline" in chosen else None
 
     busy = wait_until_quiet(args.max_wait * 60)
     can_drop = can_drop_caches()
@@ -525,13 +548,13 @@ def main() -> None:
     if busy:
         notes.append(f"the machine was busy at the start: {_few(busy)}")
     started = time.strftime("%Y-%m-%d %H:%M %Z")
+    load_start = os.getloadavg()
     patience = args.max_wait * 60  # for all the waits between contenders together
     tables = []
     for data in datasets:
-        runs: dict[str, list[Run]] = {key: [] for key in CONTENDERS}
-        index = workdir / "data" / f"{data.name}.json"
+        runs: dict[str, list[Run]] = {key: [] for key in chosen}
         sources = [data.root / f["rel"] for f in data.files]
-        order = list(CONTENDERS)
+        order = [c for c in chosen if data is datasets[0] or c not in PIPELINE_ONLY]
         retried = 0
         for r in range(args.rounds):
             # Rotate, and reverse every other round, so that no contender
@@ -546,7 +569,7 @@ def main() -> None:
                     patience = max(0.0, patience - (time.monotonic() - waited))
                     _settle(can_drop, sources)
                     log(f"{data.name} round {r + 1}/{args.rounds}: {CONTENDERS[key]} …")
-                    run = measure(key, data, workdir, code, index)
+                    run = measure(key, data, workdir, code, site)
                     log(f"  {run.wall:.1f} s, {run.cpu:.1f} CPU s, peak RSS {run.peak_rss / MB:.1f} MB")
                     if not run.foreign:
                         break
@@ -567,14 +590,18 @@ def main() -> None:
             extra.append(f"other test runs were seen during the measurements kept: {_few(seen)}")
         tables.append(report(data, runs, extra))
 
-    print(f"Discsub image build benchmark, {started}")
+    print(f"Discsub disc build benchmark, {started}")
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     print(f"{os.cpu_count()} cores, {ram:.0f} GiB RAM, Linux {platform.release()}, Python {platform.python_version()}")
-    tool = subprocess.run(["genisoimage", "--version"], capture_output=True, text=True).stdout.strip()
-    print(f"{code_description}; pycdlib {importlib.metadata.version('pycdlib')}; {tool}")
+    tools = [
+        subprocess.run(["genisoimage", "--version"], capture_output=True, text=True).stdout.strip(),
+        subprocess.run(["dvdisaster", "--version"], capture_output=True, text=True).stdout.strip().split("\n")[0],
+    ]
+    print(f"{code_description}; pycdlib {importlib.metadata.version('pycdlib')}; {'; '.join(tools)}")
     print(
         f"page cache dropped before each contender: {'yes' if can_drop else 'no'}; rounds: {args.rounds} "
-        "(wall s is the median); MB = 10^6 bytes of payload per second"
+        f"(wall s is the median); MB = 10^6 bytes of payload per second; load average at the start "
+        f"{load_start[0]:.2f}, at the end {os.getloadavg()[0]:.2f}"
     )
     print("\n".join(tables))
     if args.clean:

@@ -145,10 +145,24 @@ def encode_candidates(work: Path, gb: float, baselines: bool, numpy_python: str 
     if dvdisaster:
         eccfile = work / "image.ecc"
         timed(
-            "dvdisaster -mRS03 -n normal -x 2 (ecc file)",
+            "dvdisaster -mRS03 -o file -n normal -x 2 (ecc file)",
             gb,
             lambda: subprocess.run(
-                [dvdisaster, "-i", str(image), "-e", str(eccfile), "-mRS03", "-n", "normal", "-x", "2", "-c"],
+                [
+                    dvdisaster,
+                    "-i",
+                    str(image),
+                    "-e",
+                    str(eccfile),
+                    "-mRS03",
+                    "-o",
+                    "file",
+                    "-n",
+                    "normal",
+                    "-x",
+                    "2",
+                    "-c",
+                ],
                 check=True,
                 capture_output=True,
             ),
