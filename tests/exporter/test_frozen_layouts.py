@@ -46,6 +46,7 @@ pytestmark = pytest.mark.django_db
 FROZEN = {
     1: (10, 0, "7e74785c372f46ac9802ec534a807490fa869966624952a6f5d9ac68ae15b69b"),
     2: (10, 0, "92ac47f2b89ca672f89dc9dccc0434da9d944266f740ec0b0af3ba247e15b648"),
+    3: (0, 32, "296621615266c657043c2e70ed06c5365e40428194ce65fa74a409f83a1b2e5f"),
 }
 
 OWNER_PK = 7301  # in the volume id and the series id
