@@ -9,11 +9,13 @@ staff queue both call :func:`image_response` after their own access check."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
+from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.cache import get_conditional_response
-from django.utils.http import http_date, parse_http_date_safe
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 from exporter import build, storage
 from exporter.models import Disc, DiscStatus
@@ -157,7 +159,7 @@ def file_response(
         response = StreamingHttpResponse(_chunks(path, start, end - start + 1), status=206, content_type=content_type)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Content-Disposition"] = content_disposition_header(True, filename)
     else:
         response = FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type=content_type)
     response["Accept-Ranges"] = "bytes"
@@ -166,8 +168,27 @@ def file_response(
     return response
 
 
+# Characters that Windows, macOS or a shell would refuse or misread in a file name.
+_UNSAFE_IN_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
+
+
+def _name_part(text: str, limit: int = 60) -> str:
+    """``text`` made safe for a downloaded file's name: no path separators,
+    control or format characters, or characters Windows refuses; spaces
+    collapsed; at most ``limit`` characters."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+    text = " ".join(_UNSAFE_IN_NAME.sub(" ", text).split())
+    return text[:limit].strip(" .")
+
+
 def image_filename(disc: Disc) -> str:
-    return f"{disc.volume_id or 'disc'}-{disc.number:04d}.iso"
+    """The name a browser saves the image under, for people, not for our
+    records: ``Discsub disc 0002 (Dana Demo).iso``.  The internal owner
+    number that the volume id carries stays out of it."""
+    owner = disc.owner
+    who = _name_part(owner.get_full_name() or owner.get_username())
+    brand = _name_part(settings.DISCSUB_ORGANIZATION) or "Discsub"
+    return f"{brand} disc {disc.number:04d}" + (f" ({who})" if who else "") + ".iso"
 
 
 def image_response(request: HttpRequest, disc: Disc) -> HttpResponse:
@@ -175,7 +196,7 @@ def image_response(request: HttpRequest, disc: Disc) -> HttpResponse:
     The caller has checked that the user may have it."""
     if disc.status != DiscStatus.VERIFIED:
         raise Http404("Only a verified image can be downloaded.")
-    url = storage.image_download_url(disc)
+    url = storage.image_download_url(disc, filename=image_filename(disc))
     if url:
         return HttpResponseRedirect(url)
     return file_response(

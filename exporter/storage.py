@@ -31,6 +31,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage, storages
+from django.utils.http import content_disposition_header
 
 from exporter.errors import MISMATCH, MISSING, UNREADABLE, SourceMismatch, StorageUnavailable
 from exporter.models import Disc, DiscStatus
@@ -51,12 +52,17 @@ def images_are_remote() -> bool:
     return "images" in settings.STORAGES
 
 
-def image_download_url(disc: Disc, *, expires: int = 300) -> str | None:
+def image_download_url(disc: Disc, *, expires: int = 300, filename: str | None = None) -> str | None:
     """A short-lived signed URL of the disc's image when images are in object
-    storage; None when they are local files (stream ``build.image_path``)."""
+    storage; None when they are local files (stream ``build.image_path``).
+    With ``filename``, S3 answers it as an attachment of that name."""
     if not images_are_remote() or not disc.image_name:
         return None
-    return storages["images"].url(disc.image_name, expire=expires)
+    images = storages["images"]
+    if filename and _is_s3(images):
+        disposition = {"ResponseContentDisposition": content_disposition_header(True, filename)}
+        return images.url(disc.image_name, parameters=disposition, expire=expires)
+    return images.url(disc.image_name, expire=expires)
 
 
 def image_location(disc: Disc) -> str | None:

@@ -60,6 +60,12 @@ def test_a_disc_builds_from_s3_and_its_image_goes_up_in_parts(alice, s3, setting
     with urllib.request.urlopen(url, timeout=10) as response:
         image = response.read()
     assert hashlib.sha256(image).hexdigest() == built.image_sha256
+    # Signed for a browser, it comes as an attachment named for people (discsub.downloads).
+    named = storage.image_download_url(built, filename="Discsub disc 0001 (Zoë Ørsted).iso")
+    with urllib.request.urlopen(named, timeout=10) as response:
+        assert response.headers["Content-Disposition"] == (
+            "attachment; filename*=utf-8''Discsub%20disc%200001%20%28Zo%C3%AB%20%C3%98rsted%29.iso"
+        )
     copy = settings.DATA_DIR / "downloaded.iso"
     copy.write_bytes(image)
     assert verify.verify_image(copy, build.expected_files(built)).ok

@@ -36,7 +36,7 @@ def test_the_whole_image_is_an_attachment(client, sam, disc):
     assert response.status_code == 200
     assert response["Accept-Ranges"] == "bytes"
     assert response["Content-Length"] == str(len(DATA))
-    assert response["Content-Disposition"] == 'attachment; filename="DISCSUB_0001-0001.iso"'
+    assert response["Content-Disposition"] == 'attachment; filename="Discsub disc 0001 (Alice Archer).iso"'
     assert body(response) == DATA
 
 
@@ -72,6 +72,36 @@ def test_several_ranges_other_units_or_invalid_ranges_get_the_whole_file(client,
     client.force_login(sam)
     response = get(client, disc, Range=header)
     assert response.status_code == 200 and body(response) == DATA
+
+
+@pytest.mark.parametrize(
+    "first, last, expected",
+    [
+        ("Dana", "Demo", "Discsub disc 0001 (Dana Demo).iso"),
+        # Path separators, quotes, Windows' reserved characters and control characters never reach the name.
+        ('../..\\evil"', "<x>|:*?\r\nname", "Discsub disc 0001 (evil x name).iso"),
+        ("\u202eexe.gpj", "", "Discsub disc 0001 (exe.gpj).iso"),  # no right-to-left override
+    ],
+)
+def test_the_image_is_named_for_people_without_the_owner_number(client, sam, disc, alice, first, last, expected):
+    alice.first_name, alice.last_name = first, last
+    alice.save()
+    client.force_login(sam)
+    whole, part = get(client, disc), get(client, disc, Range="bytes=0-9")
+    for response in (whole, part):
+        disposition = response["Content-Disposition"]
+        assert disposition == f'attachment; filename="{expected}"', disposition
+        assert str(alice.pk) not in disposition.replace("0001", "")
+
+
+def test_a_name_beyond_ascii_is_sent_in_both_forms(client, sam, disc, alice):
+    alice.first_name, alice.last_name = "Zoë", "Ørsted 京都"
+    alice.save()
+    client.force_login(sam)
+    disposition = get(client, disc)["Content-Disposition"]
+    assert disposition == (
+        "attachment; filename*=utf-8''Discsub%20disc%200001%20%28Zo%C3%AB%20%C3%98rsted%20%E4%BA%AC%E9%83%BD%29.iso"
+    )
 
 
 def test_a_missing_file_or_an_unverified_image_is_404(client, sam, disc):
