@@ -3,14 +3,12 @@
 Objects are named by their UUID ``public_id``, never by a sequential pk."""
 
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.urls import path
-from django.views.generic import RedirectView
 
 from discsub.portal.views import account, discs, library, next_disc
 
 urlpatterns = [
-    path("", login_required(RedirectView.as_view(pattern_name="library")), name="home"),
+    path("", account.home, name="home"),
     # Accounts (sign in and out are in discsub/urls.py).
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),

@@ -44,6 +44,16 @@ def test_fulfilment_staff_land_on_the_queue_unless_sent_elsewhere(client, sam):
     assert response["Location"] == "/staff/dashboard/"
 
 
+def test_the_site_root_and_the_header_lead_staff_to_the_queue_and_subscribers_to_their_library(client, alice, sam):
+    client.force_login(sam)
+    assert client.get(reverse("home"))["Location"] == reverse("staff:queue")
+    library = client.get(reverse("library")).content.decode()
+    assert f'href="{reverse("staff:queue")}">Staff queue</a>' in library
+    client.force_login(alice)
+    assert client.get(reverse("home"))["Location"] == reverse("library")
+    assert "Staff queue" not in client.get(reverse("library")).content.decode()
+
+
 def test_wrong_passwords_slow_down_only_that_username_from_that_client(client, alice, bob, settings, clock):
     settings.DISCSUB_LOGIN_ATTEMPTS_PER_USER = 3
     for _ in range(3):

@@ -75,6 +75,13 @@ def _landing(user, next_url: str) -> str:
     return reverse("staff:queue") if is_fulfilment_staff(user) else reverse(settings.LOGIN_REDIRECT_URL)
 
 
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The site's root (the brand link, where signing in lands): the queue for
+    fulfilment staff, the library for everyone else."""
+    return redirect("staff:queue" if is_fulfilment_staff(request.user) else "library")
+
+
 class LoginView(auth_views.LoginView):
     """Django's sign-in behind the limiter: failed attempts counted per
     username from one client and per client; past a limit that client waits

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -10,6 +11,24 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from exporter.management.commands.load_demo import DEMO_PASSWORD, DEMO_USER, STAFF_PASSWORD, STAFF_USER
+
+
+def served_at(host: str, port: str) -> str:
+    """The address people reach the site at, for links in emails: the host
+    it listens on, or this machine's name when it listens on every address."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def child_environment(host: str, port: str, environ=os.environ) -> dict:
+    """The web server's and the workers' environment: links in the emails
+    they send point at this site, unless the operator set DISCSUB_SITE_URL."""
+    env = {**environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("DISCSUB_SITE_URL", served_at(host, port).rstrip("/"))
+    return env
 
 
 class Command(BaseCommand):
@@ -38,12 +57,12 @@ class Command(BaseCommand):
             )
         call_command("setup_schedules")
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = child_environment(host, port)
         # Two clusters: the scheduler and short jobs, and the image builds.
         worker = subprocess.Popen([*manage, "qcluster"], env=env)
         builder = subprocess.Popen([*manage, "qcluster"], env={**env, "Q_CLUSTER_NAME": settings.DISCSUB_BUILD_QUEUE})
         web = subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"], env=env)
-        url = f"http://{host}:{port}/"
+        url = served_at(host, port)
         self.stdout.write(
             "\n".join(
                 [
