@@ -2,33 +2,25 @@
 step, moved there by the real transition functions, so `make run` shows a
 living queue and a dashboard with a history.
 
-Their images are rows only (no image file): downloading one says the file is
-not on this server.  The demo subscriber's own discs are built for real by
-the worker and join the queue when verified."""
+Every one of their discs is real: two small photos each, planned and built
+by the engine like any disc, so its image downloads, verifies and restores
+and its manifest page shows its files.  The demo subscriber's own discs are
+built by the worker after the first start and join the queue when verified."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import io
+import random
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.core.management.base import CommandError
 from django.utils import timezone
 
-from exporter import fulfillment
-from exporter.media import CAPACITY_SECTORS
-from exporter.models import (
-    CopyEvent,
-    CopyStatus,
-    Disc,
-    DiscCopy,
-    DiscEntry,
-    DiscStatus,
-    EntryKind,
-    ItemVersion,
-    MediaItem,
-    Subscription,
-)
+from exporter import build, fulfillment, library
+from exporter.management.commands._demo_photos import demo_jpeg
+from exporter.models import CopyEvent, CopyStatus, Disc, DiscCopy, DiscStatus, Subscription
+from exporter.planning import plan_next_disc
 
 PEOPLE = [
     ("maya", "Maya", "Patel", "cd", ("Maya Patel", "7 Harbour Row", "Bristol", "BS1 5TT", "GB")),
@@ -48,39 +40,23 @@ PLAN = {
 CARRIER = {"GB": ("royal-mail", "RM{:09d}GB"), "US": ("usps", "9400{:018d}")}
 
 
+SMALL = [(640, 480), (480, 640), (800, 600)]
+
+
 def _disc(owner, number: int, medium: str, first_day: dt.datetime) -> Disc:
-    seed = f"demo-{owner.username}-{number}".encode()
-    disc = Disc.objects.create(
-        owner=owner,
-        number=number,
-        medium=medium,
-        status=DiscStatus.VERIFIED,
-        planned_at=first_day,
-        capacity_sectors=CAPACITY_SECTORS[medium],
-        planned_sectors=CAPACITY_SECTORS[medium] * 99 // 100,
-        first_seq=number,
-        last_seq=number,
-        volume_id=f"DISCSUB_{number:04d}",
-        image_name=f"{owner.pk}/disc-{number:04d}.iso",
-        image_size=CAPACITY_SECTORS[medium] * 99 // 100 * 2048,
-        image_sha256=hashlib.sha256(seed).hexdigest(),
-        implanted_md5=hashlib.md5(seed).hexdigest(),
-        built_at=first_day,
-        verified_at=first_day,
-    )
-    # Two photos a disc, so its label and packing slip show a date range.
+    """Two photos (so its label and packing slip show a date range), planned
+    onto the owner's next disc and built for real; dated ``first_day``."""
+    rng = random.Random(f"demo-{owner.username}-{number}")
     for days in (0, 23):
         taken = first_day - dt.timedelta(days=60 - days)
-        item = MediaItem.objects.create(
-            owner=owner, original_name=f"IMG_{number}{days:02d}.JPG", captured_at=taken, planned_version_number=1
-        )
-        version = ItemVersion.objects.create(
-            item=item, number=1, storage_name=f"demo/{item.pk}", original_name=item.original_name, size=1, sha256="0"
-        )
-        DiscEntry.objects.create(
-            disc=disc, item=item, kind=EntryKind.FILE, version=version, metadata={"captured_at": taken.isoformat()}
-        )
-    return disc
+        jpeg = demo_jpeg(rng, taken.replace(tzinfo=None), SMALL)
+        library.add_item(owner, io.BytesIO(jpeg), f"IMG_{number}{days:02d}.JPG")
+    disc = plan_next_disc(owner, medium=medium, allow_partial=True, now=first_day)
+    built = build.build_disc(disc.pk) if disc else None
+    if built is None or built.status != DiscStatus.VERIFIED:
+        raise CommandError(f"demo disc {number} of {owner.username} did not build: {built and built.last_error}")
+    Disc.objects.filter(pk=built.pk).update(planned_at=first_day, built_at=first_day, verified_at=first_day)
+    return built
 
 
 def _walk(copy: DiscCopy, target: str, staff, n: int) -> None:
@@ -118,37 +94,37 @@ def _walk(copy: DiscCopy, target: str, staff, n: int) -> None:
         fulfillment.mark_returned(copy.pk, staff)
 
 
-def load_demo_queue(staff) -> int:
-    """Create the queue's demo subscribers and copies (once); returns the number of copies."""
+def load_demo_queue(staff, progress=lambda people: people) -> int:
+    """Create the queue's demo subscribers and copies (once); returns the
+    number of copies.  ``progress`` wraps the list of people (a progress bar)."""
     User = get_user_model()
     if User.objects.filter(username=PEOPLE[0][0]).exists():
         return 0
     now = timezone.now()
     copies = 0
-    with transaction.atomic():
-        for username, first, last, medium, address in PEOPLE:
-            user = User.objects.create_user(username, f"{username}@example.com", first_name=first, last_name=last)
-            fields = {}
-            if address:
-                keys = ["address_name", "address_line1", "address_city", "address_postal_code", "address_country"]
-                fields = dict(zip(keys, address, strict=True))
-            # No emails about demo envelopes.
-            Subscription.objects.create(
-                user=user, medium=medium, email_on_shipped=False, email_on_delivered=False, **fields
-            )
-            plan = PLAN[username]
-            for number, target in enumerate(plan, start=1):
-                # Older discs further along; the queue's ages run from 12 days to an hour.
-                age = dt.timedelta(days=2 * (len(plan) - number) + 1, hours=number)
-                disc = _disc(user, number, medium, now - age)
-                fulfillment.queue_first_copy(disc)
-                copy = disc.copies.get()
-                _walk(copy, target, staff, number)
-                # Demo only: spread the history over the past days so ages and the throughput chart look lived in.
-                events = list(copy.events.order_by("at", "id"))
-                step = age / (len(events) + 1)
-                for i, event in enumerate(events):
-                    CopyEvent.objects.filter(pk=event.pk).update(at=now - age + step * i)
-                DiscCopy.objects.filter(pk=copy.pk).update(status_changed_at=now - age + step * (len(events) - 1))
-                copies += 1
+    # Not one transaction: each disc is built (files written, copies queued) as the engine always does.
+    for username, first, last, medium, address in progress(PEOPLE):
+        user = User.objects.create_user(username, f"{username}@example.com", first_name=first, last_name=last)
+        fields = {}
+        if address:
+            keys = ["address_name", "address_line1", "address_city", "address_postal_code", "address_country"]
+            fields = dict(zip(keys, address, strict=True))
+        # No emails about demo envelopes.
+        Subscription.objects.create(
+            user=user, medium=medium, email_on_shipped=False, email_on_delivered=False, **fields
+        )
+        plan = PLAN[username]
+        for number, target in enumerate(plan, start=1):
+            # Older discs further along; the queue's ages run from 12 days to an hour.
+            age = dt.timedelta(days=2 * (len(plan) - number) + 1, hours=number)
+            disc = _disc(user, number, medium, now - age)
+            copy = disc.copies.get()  # queued by the build
+            _walk(copy, target, staff, number)
+            # Demo only: spread the history over the past days so ages and the throughput chart look lived in.
+            events = list(copy.events.order_by("at", "id"))
+            step = age / (len(events) + 1)
+            for i, event in enumerate(events):
+                CopyEvent.objects.filter(pk=event.pk).update(at=now - age + step * i)
+            DiscCopy.objects.filter(pk=copy.pk).update(status_changed_at=now - age + step * (len(events) - 1))
+            copies += 1
     return copies
