@@ -13,6 +13,20 @@ SHOTS = Path("/tmp/discsub-shots")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+def session_cookie(user, live_server) -> dict:
+    """A cookie that signs ``user`` in to the live server (no password needed)."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return {
+        "name": settings.SESSION_COOKIE_NAME,
+        "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+        "url": live_server.url,
+    }
+
+
 @contextlib.contextmanager
 def chromium_browser():
     """Playwright's event loop runs in this thread while the browser is open,

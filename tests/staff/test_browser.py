@@ -11,28 +11,16 @@ nobody closes."""
 import re
 
 import pytest
-from django.conf import settings
-from django.test import Client
 
 from exporter import fulfillment
 from exporter.models import CopyStatus, DiscCopy, ItemIssue, Subscription
-from tests.browser import SHOTS, chromium_browser, wait_until
+from tests.browser import SHOTS, chromium_browser, session_cookie, wait_until
 from tests.factories import add_sized, new_copy, verified_disc
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WIDTHS = {"desktop": 1280, "phone": 390}
 PASS = "the result is: PASS."
-
-
-def session_cookie(user, live_server) -> dict:
-    client = Client()
-    client.force_login(user)
-    return {
-        "name": settings.SESSION_COOKIE_NAME,
-        "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-        "url": live_server.url,
-    }
 
 
 def shoot(page, name: str) -> None:
