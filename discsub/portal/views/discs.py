@@ -18,6 +18,7 @@ from discsub.portal import timeline
 from discsub.portal.forms import ReportForm
 from discsub.portal.lookups import get_copy_for_user, get_disc_for_user
 from exporter import carriers, disc_manifest, fulfillment
+from exporter.blockers import UNMAILED
 from exporter.errors import ExportError
 from exporter.models import CopyStatus, Disc, DiscCopy, DiscStatus
 
@@ -70,6 +71,7 @@ def disc_page(request: HttpRequest, public_id) -> HttpResponse:
             "replacement_period_days": settings.DISCSUB_REPLACEMENT_PERIOD_DAYS,
             "downloadable": disc.status == DiscStatus.VERIFIED,
             "returned": any(c.status == CopyStatus.RETURNED for c in copies),
+            "unmailed": any(c.status in UNMAILED for c in copies),
         },
     )
 
