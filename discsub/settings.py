@@ -189,6 +189,8 @@ STORAGES = {
 # usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an instance role).
 # See docs/deploy.md.
 S3_BUCKET = os.environ.get("DISCSUB_S3_BUCKET", "")
+DISCSUB_S3_ENDPOINT_URL = os.environ.get("DISCSUB_S3_ENDPOINT_URL", "")
+DISCSUB_S3_REGION = os.environ.get("DISCSUB_S3_REGION", "")
 # Sources downloaded at once while a disc is staged, and attempts per object
 # (a refused, timed-out or corrupt transfer) before the disc fails or the
 # item is held back.
@@ -201,11 +203,11 @@ DISCSUB_STORAGE_RETRY_PAUSE = float(os.environ.get("DISCSUB_STORAGE_RETRY_PAUSE"
 if S3_BUCKET:
     from botocore.config import Config as _S3Config
 
-    _s3_endpoint = os.environ.get("DISCSUB_S3_ENDPOINT_URL") or None
+    _s3_endpoint = DISCSUB_S3_ENDPOINT_URL or None
     _s3 = {
         "bucket_name": S3_BUCKET,
         "endpoint_url": _s3_endpoint,
-        "region_name": os.environ.get("DISCSUB_S3_REGION") or None,
+        "region_name": DISCSUB_S3_REGION or None,
         # Names are never reused (a new upload is a new version): never
         # overwrite, and no public ACL; downloads are signed, short-lived URLs.
         "file_overwrite": False,
@@ -304,6 +306,17 @@ DISCSUB_MAX_WAIT_PERIODS = env_int("DISCSUB_MAX_WAIT_PERIODS", 3)
 DISCSUB_MAX_DISCS_PER_PERIOD = env_int("DISCSUB_MAX_DISCS_PER_PERIOD", 4)
 # How often the scheduler's pass runs (minutes; setup_schedules).
 DISCSUB_SCHEDULE_MINUTES = env_int("DISCSUB_SCHEDULE_MINUTES", 5)
+# Catalog snapshots (exporter/catalog_backup.py): where (a folder, or
+# s3://bucket/prefix), how many are kept, how often (minutes), and the age
+# past which the dashboard and export_status raise an alert (hours).  The
+# default folder is on the data disk: production sends them elsewhere
+# (docs/deploy.md).
+DISCSUB_BACKUP_TO = os.environ.get("DISCSUB_BACKUP_TO") or str(DATA_DIR / "backups")
+DISCSUB_BACKUP_KEEP = env_int("DISCSUB_BACKUP_KEEP", 14)
+DISCSUB_BACKUP_MINUTES = env_int("DISCSUB_BACKUP_MINUTES", 24 * 60)
+DISCSUB_BACKUP_ALERT_HOURS = env_int("DISCSUB_BACKUP_ALERT_HOURS", 26)
+if DISCSUB_BACKUP_KEEP < 1:
+    raise ImproperlyConfigured(f"DISCSUB_BACKUP_KEEP must keep at least one snapshot: {DISCSUB_BACKUP_KEEP}")
 # A worker renews its lease on the disc it builds every third of this; a
 # lease that runs out (the worker died) lets another worker take over.
 DISCSUB_LEASE_SECONDS = env_int("DISCSUB_LEASE_SECONDS", 300)

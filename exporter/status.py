@@ -205,6 +205,22 @@ def last_job_runs(limit: int = 10) -> list[dict]:
     ]
 
 
+def catalog_backup(now: dt.datetime | None = None) -> dict:
+    """The newest catalog snapshot (exporter.catalog_backup): when, where, its
+    age, and ``alert`` when there is none or it is older than
+    DISCSUB_BACKUP_ALERT_HOURS.  One query."""
+    now = now or timezone.now()
+    run = JobRun.objects.filter(name="backup_catalog", finished_at__isnull=False).order_by("-finished_at").first()
+    age = None if run is None else now - run.finished_at
+    return {
+        "at": run and run.finished_at,
+        "where": run.note.split(" ", 1)[0] if run else "",
+        "age_seconds": None if age is None else round(age.total_seconds()),
+        "alert_hours": settings.DISCSUB_BACKUP_ALERT_HOURS,
+        "alert": age is None or age > dt.timedelta(hours=settings.DISCSUB_BACKUP_ALERT_HOURS),
+    }
+
+
 def summary(*, backlog_limit: int = 20, failed_limit: int = 50) -> dict:
     """Everything above in one dict (what ``export_status --json`` prints)."""
     age = oldest_pending_change_age()
@@ -218,6 +234,7 @@ def summary(*, backlog_limit: int = 20, failed_limit: int = 50) -> dict:
         "overdue_takeovers": overdue_takeovers(),
         "clusters": cluster_stats(),
         "job_runs": last_job_runs(),
+        "catalog_backup": catalog_backup(),
         "queue": getattr(settings, "Q_CLUSTER", {}).get("name", ""),
     }
 

@@ -1,6 +1,6 @@
 """Task functions for django-q2.  Arguments are primary keys; each can run twice."""
 
-from exporter import build, jobs, scheduling, thumbnails
+from exporter import build, catalog_backup, jobs, scheduling, thumbnails
 from exporter.models import ItemVersion
 
 
@@ -29,3 +29,8 @@ def make_thumbnail(version_id: int) -> bool:
     if version is None:
         return False
     return thumbnails.ensure_for_version(version) is not None
+
+
+def backup_catalog() -> str:
+    """The scheduled catalog snapshot (DISCSUB_BACKUP_MINUTES, daily by default)."""
+    return catalog_backup.backup_catalog().where

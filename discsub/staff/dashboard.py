@@ -65,6 +65,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     for row in backlog:
         row["meter"] = charts.meter(row["pending_bytes"], biggest, label=f"{row['pending_bytes']} bytes waiting")
     now = timezone.now()
+    backup = status.catalog_backup(now)
     change_age = status.oldest_pending_change_age()
     oldest = stats.oldest_waiting_copy()
     wait = now - oldest.status_changed_at if oldest else None
@@ -91,6 +92,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "oldest_change_wait": _short(change_age) if change_age is not None else "",
         "workers": status.worker_heartbeats(),
         "overdue_takeovers": status.overdue_takeovers(limit=20),
+        "backup": backup,
+        "backup_age": _short(now - backup["at"]) if backup["at"] else "",
         "now": now,
     }
     return render(request, "staff/dashboard.html", context)

@@ -23,6 +23,7 @@ class Command(BaseCommand):
             return
         out = self.stdout.write
         out("Discs: " + ", ".join(f"{k} {v}" for k, v in data["discs"].items()))
+        _catalog_backup(out, data["catalog_backup"])
         age = data["oldest_pending_change_age_seconds"]
         out("Oldest change not yet on a disc: " + ("none waiting" if age is None else _duration(age)))
         out(f"Backlog (top {top}):")
@@ -85,6 +86,14 @@ class Command(BaseCommand):
                 + ("" if row["finished_at"] else " (did not finish)")
                 + (f" ({row['note']})" if row["note"] else "")
             )
+
+
+def _catalog_backup(out, backup) -> None:
+    if backup["at"] is None:
+        out("Catalog backup: NONE YET: run `manage.py backup_catalog` (the scheduler runs it daily)")
+        return
+    late = f" OLDER THAN {backup['alert_hours']} HOURS" if backup["alert"] else ""
+    out(f"Catalog backup: {_when(backup['at'])} ({_duration(backup['age_seconds'])} ago){late}: {backup['where']}")
 
 
 def _overdue_takeovers(out, rows) -> None:

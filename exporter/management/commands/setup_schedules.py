@@ -7,6 +7,7 @@ from django.db import transaction
 SCHEDULES = {
     # name: (function, every N minutes)
     "discsub: plan due discs and queue their builds": ("exporter.tasks.run_schedule", "DISCSUB_SCHEDULE_MINUTES"),
+    "discsub: back up the catalog": ("exporter.tasks.backup_catalog", "DISCSUB_BACKUP_MINUTES"),
 }
 
 
