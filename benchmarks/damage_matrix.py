@@ -9,16 +9,22 @@ with its MD5 implanted, then protected by ``exporter.ecc.protect`` (m = 32 of
 255, the default), so that image and recovery data together fit the medium.
 On the media of ``--par2-media`` the image also carries PAR2 files over the
 payload in ``recovery/`` (``exporter.par2``, as layout-2 discs did), so that
-every route meets the same damaged bytes.  Each damage pattern of issue 13 is
-applied to a fresh copy of the whole file (image and recovery data: the
-disc), and repaired by each route:
+every route meets the same damaged bytes.  The source files are deleted as
+soon as the image is written.  Each damage pattern of issue 13 is applied in
+place to the whole file (image and recovery data: the disc), with an undo
+journal beside it (the original bytes of every sector it touches, or the
+cut tail); each route repairs it, then the journal puts the bytes back and
+checks them, and the whole disc's sha256 is checked once at the end.  So a
+BD 25 GB run needs about 50 GB: the source files and the image while it is
+written, later the disc, one repaired image and a journal.  The routes:
 
 - ``ours``: the disc's ``repair.py`` run as ``python3 -I repair.py DAMAGED --to OUT``
   (standard library only, pinned to one core); byte-exact when OUT has the
-  sha256 of the ISO image;
-- ``dvdisaster``: ``dvdisaster -f`` on the damaged image part, with an RS03
-  ecc file made beforehand (``-mRS03 -o file -n normal``, 14.3 %) and kept
-  safe elsewhere, as that route requires;
+  sha256 of the ISO image; OUT is deleted right after;
+- ``dvdisaster``: ``dvdisaster -f`` on the damaged image part (in place: the
+  recovery data after it goes into the journal first), with an RS03 ecc
+  file made beforehand (``-mRS03 -o file -n normal``, 14.3 %) and kept safe
+  elsewhere, as that route requires;
 - ``par2``: every file read from its extents in the damaged image (zeros
   where unreadable), then ``par2 repair`` with the PAR2 files read the same way.
 
@@ -52,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _photos  # noqa: E402
-from sector_ecc import zero as _zero  # noqa: E402
+from sector_ecc import zero as _zero_sectors  # noqa: E402
 
 from exporter import ecc, iso, isomd5, par2, verify  # noqa: E402
 from exporter.disc_tools import repair as fmt  # noqa: E402
@@ -80,6 +86,7 @@ class Disc:
     image_sectors: int
     total_sectors: int
     iso_sha256: str
+    disc_sha256: str  # image + recovery data, to check that every pattern was undone
     payload: dict  # disc path -> (extents, sha256)
     par2_files: dict  # the same for recovery/*.par2
     dvdisaster_ecc: Path | None
@@ -130,7 +137,7 @@ def _timed(fn):
     return result, time.perf_counter() - start
 
 
-def make_disc(work: Path, medium: str, percent: int) -> Disc:
+def make_disc(work: Path, medium: str, percent: int, dvdisaster: bool) -> Disc:
     plan, sectors = fit_plan(medium, percent)
     data = _photos.prepare(work, f"damage-{medium}", plan, log=log)
     payload = _photos.disc_files(data)
@@ -155,6 +162,8 @@ def make_disc(work: Path, medium: str, percent: int) -> Disc:
         )
     )
     par2.remove(par2_work)
+    shutil.rmtree(data.root)  # the payload's sha256s are in ``payload``, its bytes in the image now
+    data.index.unlink()
     if os.path.getsize(image) != sectors * SECTOR:
         raise SystemExit(f"{medium}: the image has {os.path.getsize(image) // SECTOR} sectors, {sectors} measured")
     iso_sha = fmt._sha256_file(str(image))
@@ -162,14 +171,15 @@ def make_disc(work: Path, medium: str, percent: int) -> Disc:
     wanted = {f.path: (extents[f.path], f.sha256) for f in payload}
     par2_files = {f.path: (extents[f.path], f.sha256) for f in recovery}
     dvd_ecc = None
-    if shutil.which("dvdisaster"):
+    if dvdisaster and shutil.which("dvdisaster"):
         dvd_ecc = work / f"{medium}.dvdisaster.ecc"
         dvd_ecc.unlink(missing_ok=True)
         log(f"{medium}: dvdisaster ecc file …")
         _, made["dvdisaster"] = _timed(lambda: _dvdisaster(["-i", str(image), "-e", str(dvd_ecc), "-c"]))
     log(f"{medium}: ecc.protect …")
     protection, made["ours"] = _timed(lambda: ecc.protect(image, sha256=iso_sha))
-    return Disc(medium, image, sectors, protection.total_sectors, iso_sha, wanted, par2_files, dvd_ecc, made)
+    disc_sha = fmt._sha256_file(str(image))
+    return Disc(medium, image, sectors, protection.total_sectors, iso_sha, disc_sha, wanted, par2_files, dvd_ecc, made)
 
 
 def _dvdisaster(argv: list[str]) -> subprocess.CompletedProcess:
@@ -181,7 +191,101 @@ def _dvdisaster(argv: list[str]) -> subprocess.CompletedProcess:
 # --- damage ---------------------------------------------------------------------------------
 
 
-def _flip(path: Path, sectors) -> None:
+def _runs(sectors) -> list[tuple[int, int]]:
+    """Distinct ``sectors`` as (first, count) runs, in order."""
+    runs: list[list[int]] = []
+    for s in sorted(set(sectors)):
+        if runs and runs[-1][0] + runs[-1][1] == s:
+            runs[-1][1] += 1
+        else:
+            runs.append([s, 1])
+    return [(first, count) for first, count in runs]
+
+
+def _spans(runs, limit: int = 2048):
+    """(byte offset, length) pieces of ``runs`` of at most ``limit`` sectors."""
+    for first, count in runs:
+        for at in range(first, first + count, limit):
+            yield at * SECTOR, min(limit, first + count - at) * SECTOR
+
+
+class Journal:
+    """Undo for damage done in place: the original bytes of every sector
+    touched (:meth:`sectors`) or of a cut tail (:meth:`tail`), in a file
+    beside the disc.  :meth:`undo` puts them back in reverse order and reads
+    each step's ranges again against the sha256 they had before that step."""
+
+    def __init__(self, disc: Path, path: Path):
+        self.disc, self.path = disc, path
+        self.size = os.path.getsize(disc)
+        self.entries: list[tuple] = []  # (spans or None, tail offset or None, offset in the journal, sha256)
+        self._file = open(path, "w+b")
+
+    def _keep(self, fd: int, spans: list[tuple[int, int]]) -> tuple[int, str]:
+        start, sha = self._file.tell(), hashlib.sha256()
+        for offset, length in spans:
+            data = os.pread(fd, length, offset)
+            sha.update(data)
+            self._file.write(data)
+        return start, sha.hexdigest()
+
+    def sectors(self, sectors) -> None:
+        fd = os.open(self.disc, os.O_RDONLY)
+        try:
+            end = os.fstat(fd).st_size
+            spans = [(o, min(n, end - o)) for o, n in _spans(_runs(sectors)) if o < end]
+            self.entries.append((spans, None, *self._keep(fd, spans)))
+        finally:
+            os.close(fd)
+
+    def tail(self, offset: int) -> None:
+        """Before the disc file is cut to ``offset`` bytes."""
+        fd = os.open(self.disc, os.O_RDONLY)
+        try:
+            end = os.fstat(fd).st_size
+            spans = [(at, min(SECTOR * 2048, end - at)) for at in range(offset, end, SECTOR * 2048)]
+            self.entries.append((spans, offset, *self._keep(fd, spans)))
+        finally:
+            os.close(fd)
+
+    def undo(self) -> None:
+        """Put every byte back; raise SystemExit if a range reads back otherwise."""
+        self._file.flush()
+        fd = os.open(self.disc, os.O_RDWR)
+        try:
+            for spans, cut, start, sha in reversed(self.entries):
+                if cut is not None:
+                    os.ftruncate(fd, cut)
+                at = start
+                for offset, length in spans:
+                    os.pwrite(fd, os.pread(self._file.fileno(), length, at), offset)
+                    at += length
+                got = hashlib.sha256()  # each step reads back as it was before that step
+                for offset, length in spans:
+                    got.update(os.pread(fd, length, offset))
+                if got.hexdigest() != sha:
+                    raise SystemExit(f"{self.disc}: a journaled range did not come back")
+            size = os.fstat(fd).st_size
+            if size != self.size:
+                raise SystemExit(f"{self.disc}: {size} bytes after the undo, {self.size} before the damage")
+        finally:
+            os.close(fd)
+            self._file.close()
+            self.path.unlink()
+
+
+def _zero(path: Path, sectors, journal: Journal) -> None:
+    journal.sectors(sectors)
+    _zero_sectors(path, sectors)
+
+
+def _truncate(path: Path, size: int, journal: Journal) -> None:
+    journal.tail(size)
+    os.truncate(path, size)
+
+
+def _flip(path: Path, sectors, journal: Journal) -> None:
+    journal.sectors(sectors)
     fd = os.open(path, os.O_RDWR)
     try:
         for s in sectors:
@@ -192,7 +296,7 @@ def _flip(path: Path, sectors) -> None:
 
 
 def patterns(disc: Disc) -> dict:
-    """name -> what it does to a disc file, drawn with a fixed seed."""
+    """name -> what it does to a disc file (path, journal), drawn with a fixed seed."""
     total, n = disc.total_sectors, disc.image_sectors
     rnd = random.Random(f"damage:{disc.medium}")
     run = total // 20
@@ -200,12 +304,12 @@ def patterns(disc: Disc) -> dict:
     first64 = list(range(64)) + rnd.sample(range(total), total // 100)
     flipped = rnd.sample(range(total), 100)
     return {
-        "2 % random sectors zeroed": lambda p: _zero(p, scattered2),
-        "5 % run, middle of the image": lambda p: _zero(p, range(n // 2 - run // 2, n // 2 - run // 2 + run)),
-        "5 % run, end of the image": lambda p: _zero(p, range(n - run, n)),
-        "first 64 sectors + 1 % random": lambda p: _zero(p, first64),
-        "last 3 % missing (truncated)": lambda p: os.truncate(p, (total - total * 3 // 100) * SECTOR),
-        "1 byte flipped in 100 sectors": lambda p: _flip(p, flipped),
+        "2 % random sectors zeroed": lambda p, j: _zero(p, scattered2, j),
+        "5 % run, middle of the image": lambda p, j: _zero(p, range(n // 2 - run // 2, n // 2 - run // 2 + run), j),
+        "5 % run, end of the image": lambda p, j: _zero(p, range(n - run, n), j),
+        "first 64 sectors + 1 % random": lambda p, j: _zero(p, first64, j),
+        "last 3 % missing (truncated)": lambda p, j: _truncate(p, (total - total * 3 // 100) * SECTOR, j),
+        "1 byte flipped in 100 sectors": lambda p, j: _flip(p, flipped, j),
     }
 
 
@@ -249,10 +353,10 @@ def route_ours(disc: Disc, damaged: Path, work: Path, tool: Path) -> Outcome:
     return Outcome(files, exact, took, note.replace("checked ", ""))
 
 
-def route_dvdisaster(disc: Disc, damaged: Path) -> Outcome:
+def route_dvdisaster(disc: Disc, damaged: Path, journal: Journal) -> Outcome:
     """In place: the damaged file is cut to the image part first (the ecc file covers only that)."""
     if os.path.getsize(damaged) > disc.image_sectors * SECTOR:
-        os.truncate(damaged, disc.image_sectors * SECTOR)
+        _truncate(damaged, disc.image_sectors * SECTOR, journal)
     run, took = _timed(lambda: _dvdisaster(["-i", str(damaged), "-e", str(disc.dvdisaster_ecc), "-f"]))
     said = [ln for ln in run.stderr.replace("\r", "\n").splitlines() if ln.startswith(("Repaired", "Good", "Bad"))]
     exact = os.path.getsize(damaged) == disc.image_sectors * SECTOR and fmt._sha256_file(str(damaged)) == (
@@ -293,10 +397,10 @@ def route_par2(disc: Disc, damaged: Path, work: Path) -> Outcome:
 
 def matrix(disc: Disc, work: Path, tool: Path, routes: list[str]) -> list[tuple[str, str, Outcome]]:
     rows = []
-    damaged = work / "damaged.disc"
+    damaged = disc.path  # damaged in place, then put back from the journal
     for name, damage in patterns(disc).items():
-        shutil.copyfile(disc.path, damaged)
-        damage(damaged)
+        journal = Journal(damaged, work / "undo.journal")
+        damage(damaged, journal)
         # dvdisaster last: it repairs the damaged file in place.
         for route in sorted(routes, key=lambda r: r == "dvdisaster"):
             if route == "par2" and not disc.par2_files or route == "dvdisaster" and not disc.dvdisaster_ecc:
@@ -307,11 +411,17 @@ def matrix(disc: Disc, work: Path, tool: Path, routes: list[str]) -> list[tuple[
             elif route == "par2":
                 outcome = route_par2(disc, damaged, work)
             else:
-                outcome = route_dvdisaster(disc, damaged)
+                outcome = route_dvdisaster(disc, damaged, journal)
             log(f"  {outcome.files}/{len(disc.payload)} files, {outcome.seconds:.1f} s {outcome.note}")
             rows.append((name, route, outcome))
-    damaged.unlink(missing_ok=True)
+        journal.undo()
+    _check_disc(disc)
     return rows
+
+
+def _check_disc(disc: Disc) -> None:
+    if fmt._sha256_file(str(disc.path)) != disc.disc_sha256:
+        raise SystemExit(f"{disc.path}: the disc's sha256 is not the original after the undo")
 
 
 # --- how much scattered damage --------------------------------------------------------------
@@ -358,15 +468,16 @@ def confirm(disc: Disc, work: Path, tool: Path) -> list[str]:
     """repair.py --check just below and at the first failure of seed 1."""
     layout = fmt.Layout.for_image(disc.image_sectors)
     order = first_failure(layout, 1)
-    damaged = work / "damaged.disc"
-    shutil.copyfile(disc.path, damaged)
+    damaged = disc.path
+    journal = Journal(damaged, work / "undo.journal")
     lines = []
-    for upto in (len(order) - 1, len(order)):
-        _zero(damaged, order[:upto])
+    for upto, start in ((len(order) - 1, 0), (len(order), len(order) - 1)):
+        _zero(damaged, order[start:upto], journal)
         run = subprocess.run([PYTHON, "-I", str(tool), str(damaged), "--check"], capture_output=True, text=True)
         verdict = "repairable" if run.returncode == 0 else "NOT repairable"
         lines.append(f"{upto:,} sectors ({100 * upto / layout.total_sectors:.3f} %) zeroed: --check says {verdict}")
-    damaged.unlink()
+    journal.undo()
+    _check_disc(disc)
     return lines
 
 
@@ -459,14 +570,14 @@ def main() -> None:
         for medium in media:
             percent = args.par2_percent if medium in args.par2_media.split(",") and "par2" in routes else 0
             load = os.getloadavg()[0]
-            disc = make_disc(work, medium, percent)
+            disc = make_disc(work, medium, percent, "dvdisaster" in routes)
             rows = matrix(disc, work, tool, routes)
             confirmed = [] if args.skip_confirm else confirm(disc, work, tool)
             lines += report(disc, rows, args.seeds, confirmed)
             lines.append(
                 f"  load average at the start of this medium: {load:.2f}, at its end: {os.getloadavg()[0]:.2f}"
             )
-            if encode_image is None:
+            if encode_image is None and not args.skip_curve:
                 encode_image = work / "encode-source.iso"
                 shutil.copyfile(disc.path, encode_image)
                 os.truncate(encode_image, disc.image_sectors * SECTOR)  # the ISO image alone
