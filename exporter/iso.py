@@ -615,6 +615,27 @@ class _Source:
 # --- writing ----------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _syncing(fd: int) -> Iterator[None]:
+    """An fsync of ``fd`` on a thread of its own while the block runs."""
+    failed: list[OSError] = []
+
+    def sync() -> None:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=sync, name="discsub-image-fsync")
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -693,7 +714,10 @@ def write_image(
                 out.flush()
                 md5 = isomd5.write(out.fileno(), build.sink.implant) if build.sink.implant else ""
                 if finalize is not None:
-                    digest = finalize(tmp) or ""
+                    # The image goes to the disk while finalize computes: then
+                    # only what finalize adds is left for the fsync below.
+                    with _syncing(out.fileno()):
+                        digest = finalize(tmp) or ""
                     total = os.fstat(out.fileno()).st_size
                 if hash_image and not digest:
                     digest = _sha256_of(out.fileno(), total)
