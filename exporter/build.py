@@ -169,7 +169,6 @@ def write_disc_image(
     workdir = Path(settings.BUILD_DIR) / f"disc-{disc.pk}-{os.getpid()}-{threading.get_ident()}"
     par2.remove(workdir)
     made: list[DiscFile] = []
-    md5: list[str] = []
 
     def make_recovery(plan: par2.Par2Plan, payload: Sequence[DiscFile]) -> list[DiscFile]:
         made[:] = par2.create(plan, payload, workdir, memory_mb=settings.DISCSUB_PAR2_MEMORY_MB)
@@ -178,12 +177,10 @@ def write_disc_image(
     # A disc first built before images carried an MD5 is rebuilt without one.
     implant = not disc.image_sha256 or bool(disc.implanted_md5)
 
-    def finalize(path: Path) -> None:
-        # The MD5 first: the recovery data protects the image's final bytes.
-        if implant:
-            md5.append(isomd5.implant(path))
-        if disc.sector_parity:
-            ecc.protect(path, parity=disc.sector_parity, layout_format=contents.repair_format(disc.layout_version))
+    def protect(path: Path) -> str:
+        # After the MD5 is implanted: the recovery data protects the image's final bytes.
+        fmt = contents.repair_format(disc.layout_version)
+        return ecc.protect(path, parity=disc.sector_parity, layout_format=fmt).sha256
 
     try:
         staged = None
@@ -199,11 +196,12 @@ def write_disc_image(
             disc.volume_id,
             int(disc.planned_at.timestamp()),
             progress=progress,
-            finalize=finalize if implant or disc.sector_parity else None,
+            finalize=protect if disc.sector_parity else None,
+            implant_md5=implant,
         )
     finally:
         par2.remove(workdir)
-    return WrittenImage(result, md5[0] if md5 else "", list(made))
+    return WrittenImage(result, result.implanted_md5, list(made))
 
 
 def recorded_recovery(disc: Disc) -> Callable[[par2.Par2Plan, Sequence[DiscFile]], list[DiscFile]]:

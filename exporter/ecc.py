@@ -49,6 +49,7 @@ class Protection:
     m: int
     layer: int
     engine: str
+    sha256: str = ""  # of the whole protected file, when protect() hashed the image itself
 
     @property
     def recovery_sectors(self) -> int:
@@ -174,7 +175,9 @@ def protect(
     layout_format: ModuleType = fmt,
 ) -> Protection:
     """Append recovery data to ``image`` (in place).  ``sha256`` is the image's,
-    when the caller already has it; otherwise it is computed alongside.
+    when the caller already has it; otherwise it is computed alongside, and
+    then carried on over the recovery data once written (read back): the
+    result's ``sha256`` is the whole file's.
     ``engine`` "auto" is :func:`available_engine`.  ``layout_format`` is the
     repair.py whose format to write: a disc's own, frozen with its layout
     (:func:`exporter.contents.repair_format`), so a rebuild years later
@@ -191,18 +194,19 @@ def protect(
             log.warning("Intel ISA-L (libisal2) is not installed: recovery data is made in pure Python, slowly")
     coder = ENGINES[engine](layout.k, layout.m, rows)
     crcs = array("I", bytes(4 * layout.crc_entries))
-    digest: dict[str, bytes] = {}
+    volume = hashlib.sha256()
+    whole = ""
     fd = os.open(image, os.O_RDWR)
     try:
         hasher = None
         if sha256 is None:
-            hasher = threading.Thread(target=lambda: digest.update(sha=_sha256_range(fd, size)))
+            hasher = threading.Thread(target=_sha256_range, args=(fd, 0, size, volume))
             hasher.start()
         os.ftruncate(fd, layout.total_sectors * SECTOR)
         _encode(fd, layout, coder, crcs, max(1, workers), fmt.ZERO_CRC)
         if hasher is not None:
             hasher.join()
-            sha = digest["sha"]
+            sha = volume.digest()
         else:
             sha = bytes.fromhex(sha256)
         table = b"".join(fmt.pack_crc_table(layout, crcs))
@@ -210,18 +214,23 @@ def protect(
             os.pwrite(fd, table, start * SECTOR)
         for copy, at in enumerate(layout.headers):
             os.pwrite(fd, fmt.pack_header(layout, sha, copy), at * SECTOR)
+        if hasher is not None:
+            whole = _sha256_range(fd, size, layout.total_sectors * SECTOR, volume).hexdigest()
     finally:
         os.close(fd)
-    return Protection(layout.image_sectors, layout.total_sectors, layout.k, layout.m, layout.layer, coder.name)
+    return Protection(layout.image_sectors, layout.total_sectors, layout.k, layout.m, layout.layer, coder.name, whole)
 
 
-def _sha256_range(fd: int, size: int) -> bytes:
-    digest, at = hashlib.sha256(), 0
-    while at < size:
-        chunk = os.pread(fd, min(4 << 20, size - at), at)
+def _sha256_range(fd: int, start: int, end: int, digest):
+    """``digest`` updated with the file's bytes from ``start`` to ``end``."""
+    at = start
+    while at < end:
+        chunk = os.pread(fd, min(4 << 20, end - at), at)
+        if not chunk:
+            raise EccError(f"short read at byte {at}")
         digest.update(chunk)
         at += len(chunk)
-    return digest.digest()
+    return digest
 
 
 def _encode(fd: int, layout, coder, crcs: array, workers: int, zero_crc: int) -> None:

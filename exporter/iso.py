@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import pycdlib
 from pycdlib.udf import _ostaunicode_zero_pad
 
-from exporter import collector
+from exporter import collector, isomd5
 from exporter.errors import MISSING, UNREADABLE, SourceMismatch
 from exporter.layout import DiscFile
 from exporter.media import SECTOR_SIZE
@@ -53,6 +53,7 @@ class ImageResult:
     size: int
     sha256: str
     sectors: int
+    implanted_md5: str = ""
 
 
 # --- a frozen clock for pycdlib ----------------------------------------------
@@ -340,21 +341,27 @@ class ImageSink:
 
     _ZEROS = bytes(1024 * 1024)
 
-    def __init__(self, out: BinaryIO, hasher: HashWorker, *, hash_image: bool = True):
+    def __init__(
+        self, out: BinaryIO, hasher: HashWorker, *, hash_image: bool = True, implant: isomd5.Digest | None = None
+    ):
         self._out = out
         # Without hash_image (a finalize hook rewrites the image and it is
-        # hashed afterwards) the writes go straight through.
+        # hashed afterwards) the sha256 is not taken; with ``implant`` the
+        # implanted MD5's sums are, on the same way through the image.
         self._hash_image = hash_image
         self._fd = out.fileno()
         self._hasher = hasher
         self._sha = hashlib.sha256()
+        self.implant = implant
+        feeds = ([self._sha.update] if hash_image else []) + ([implant.update] if implant is not None else [])
+        self._feed = feeds[0] if len(feeds) == 1 else lambda data: [feed(data) for feed in feeds]
         self._pos = 0
         self._out_pos = 0
         self._end = 0
         self._meta: list[tuple[int, int]] = []
         self._meta_index = 0
         self._streaming = False
-        self._broken = not hash_image
+        self._broken = not feeds
         self._hashed = 0
         self._lease: _Lease | None = None
 
@@ -396,7 +403,7 @@ class ImageSink:
             if start < self._hashed or not self._fill_to(start):
                 self._broken = True
             else:
-                self._hasher.submit(self._sha.update, data, lease.release if lease else None)
+                self._hasher.submit(self._feed, data, lease.release if lease else None)
                 lease = None
                 self._hashed = self._pos
                 if self._meta_index < len(self._meta) and self._meta[self._meta_index][0] < self._pos:
@@ -427,7 +434,7 @@ class ImageSink:
                 if end > target:
                     return False
                 n = min(end - self._hashed, BLOCKSIZE)
-                self._hasher.submit(self._sha.update, os.pread(self._fd, n, self._hashed))
+                self._hasher.submit(self._feed, os.pread(self._fd, n, self._hashed))
                 self._hashed += n
                 if self._hashed == end:
                     self._meta_index += 1
@@ -437,23 +444,25 @@ class ImageSink:
                 stop = min(stop, self._meta[self._meta_index][0])
             while self._hashed < stop:
                 n = min(stop - self._hashed, len(self._ZEROS))
-                self._hasher.submit(self._sha.update, memoryview(self._ZEROS)[:n])
+                self._hasher.submit(self._feed, memoryview(self._ZEROS)[:n])
                 self._hashed += n
         return True
 
     def finish(self, total: int) -> str:
-        """The sha256 of the finished image of ``total`` bytes."""
+        """The sha256 of the finished image of ``total`` bytes (when it is
+        hashed); the implant's sums are then complete too."""
         self._out.flush()
         if self._end != total:
             raise OSError(f"image is {self._end} bytes, expected {total}")
-        if not self._hash_image:
-            self._hasher.close()
-            return ""
-        if self._streaming and not self._broken and self._fill_to(total):
-            self._hasher.close()
-            return self._sha.hexdigest()
+        streamed = self._streaming and not self._broken and self._fill_to(total)
         self._hasher.close()
-        return _sha256_of(self._fd, total)
+        if not streamed and self.implant is not None:
+            # Written out of order: the sums come from reading the image back.
+            self.implant = isomd5.Digest(total)
+            _read_back(self._fd, total, self.implant.update)
+        if not self._hash_image:
+            return ""
+        return self._sha.hexdigest() if streamed else _sha256_of(self._fd, total)
 
 
 def _sha256_of(fd: int, total: int) -> str:
@@ -462,14 +471,18 @@ def _sha256_of(fd: int, total: int) -> str:
     if os.fstat(fd).st_size != total:
         raise OSError(f"image is {os.fstat(fd).st_size} bytes, expected {total}")
     sha = hashlib.sha256()
+    _read_back(fd, total, sha.update)
+    return sha.hexdigest()
+
+
+def _read_back(fd: int, total: int, update: Callable[[bytes], Any]) -> None:
     offset = 0
     while offset < total:
         chunk = os.pread(fd, min(BLOCKSIZE, total - offset), offset)
         if not chunk:
             raise OSError("image shorter than written")
-        sha.update(chunk)
+        update(chunk)
         offset += len(chunk)
-    return sha.hexdigest()
 
 
 # --- sources --------------------------------------------------------------------
@@ -602,6 +615,27 @@ class _Source:
 # --- writing ----------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _syncing(fd: int) -> Iterator[None]:
+    """An fsync of ``fd`` on a thread of its own while the block runs."""
+    failed: list[OSError] = []
+
+    def sync() -> None:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=sync, name="discsub-image-fsync")
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -616,8 +650,9 @@ def write_image(
     volume_id: str,
     epoch: int,
     progress: Callable[[int, int], None] | None = None,
-    finalize: Callable[[Path], None] | None = None,
+    finalize: Callable[[Path], str | None] | None = None,
     hash_image: bool = True,
+    implant_md5: bool = False,
 ) -> ImageResult:
     """Write the image of ``files`` to ``dest``, atomically and reproducibly.
 
@@ -627,11 +662,14 @@ def write_image(
     names all of them and no image is left.  On any failure ``dest`` is
     untouched and no temporary file remains.
 
-    ``finalize(path)``, if given, may rewrite bytes of the written image in
-    place (the implanted MD5 of :mod:`exporter.isomd5`) and append to it
-    (the recovery data of :mod:`exporter.ecc`) before it is renamed to
-    ``dest``; the size and sha256 are then those of the final file.  It must
-    be deterministic.
+    With ``implant_md5`` the image gets the MD5 of :mod:`exporter.isomd5`,
+    its sums taken on the way (``implanted_md5`` of the result).
+
+    ``finalize(path)``, if given, may append to the written image (the
+    recovery data of :mod:`exporter.ecc`) before it is renamed to ``dest``;
+    the size and sha256 are then those of the final file: the sha256 that
+    ``finalize`` returns, when it read the whole file, else read here.  It
+    must be deterministic.
 
     With ``hash_image=False`` the image is not hashed here (``sha256`` is
     empty): for a caller whose read-back (:func:`exporter.verify.verify_image`)
@@ -654,7 +692,9 @@ def write_image(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             with open(tmp, "xb+", buffering=1024 * 1024) as out:
-                build.sink = ImageSink(out, build.image_hasher, hash_image=hash_image and finalize is None)
+                implant = isomd5.Digest(total) if implant_md5 else None
+                streamed = hash_image and finalize is None and implant is None
+                build.sink = ImageSink(out, build.image_hasher, hash_image=streamed, implant=implant)
                 last = [-PROGRESS_STEP]
 
                 def report(done: int, total: int) -> None:
@@ -672,10 +712,15 @@ def write_image(
                     raise SourceMismatch(dict(build.problems), build.kinds)
                 digest = build.sink.finish(total)
                 out.flush()
+                md5 = isomd5.write(out.fileno(), build.sink.implant) if build.sink.implant else ""
                 if finalize is not None:
-                    finalize(tmp)
+                    # The image goes to the disk while finalize computes: then
+                    # only what finalize adds is left for the fsync below.
+                    with _syncing(out.fileno()):
+                        digest = finalize(tmp) or ""
                     total = os.fstat(out.fileno()).st_size
-                    digest = _sha256_of(out.fileno(), total) if hash_image else ""
+                if hash_image and not digest:
+                    digest = _sha256_of(out.fileno(), total)
                 os.fsync(out.fileno())
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
@@ -685,4 +730,4 @@ def write_image(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return ImageResult(size=total, sha256=digest, sectors=total // SECTOR_SIZE)
+    return ImageResult(size=total, sha256=digest, sectors=total // SECTOR_SIZE, implanted_md5=md5)

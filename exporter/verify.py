@@ -17,6 +17,8 @@ import queue
 import re
 import threading
 import unicodedata
+import zlib
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -255,14 +257,18 @@ def _in_order(extents: tuple[tuple[int, int], ...]) -> bool:
     return all(a + n <= b for (a, n), (b, _) in zip(extents, extents[1:], strict=False))
 
 
-def _scan(fd: int, size: int, units: list[_Unit], volume: list | None = None) -> str:
+def _scan(
+    fd: int, size: int, units: list[_Unit], volume: list | None = None, sectors: _SectorCheck | None = None
+) -> str:
     """One pass over the image: its sha256, and every unit fed its bytes.
     With ``volume`` = [n], it gets the sha256 of the first n bytes too (the
-    ISO volume without the recovery data after it) in place of n."""
+    ISO volume without the recovery data after it) in place of n; with
+    ``sectors``, every sector is checked against its CRC on the way."""
     sequential = [u for u in units if _in_order(u.extents)]
     apart = [u for u in units if not _in_order(u.extents)]
     image_sha = hashlib.sha256()
     image_worker, file_worker = _Worker(), _Worker()
+    crc_worker = _Worker() if sectors is not None else None
     dispatcher = _Dispatcher(sequential)
     mark = volume[0] if volume else -1
 
@@ -281,10 +287,14 @@ def _scan(fd: int, size: int, units: list[_Unit], volume: list | None = None) ->
             if offset + len(chunk) == mark:
                 image_worker.submit(capture)
             file_worker.submit(dispatcher.feed, offset, chunk)
+            if crc_worker is not None:
+                crc_worker.submit(sectors.feed, offset, chunk)
             offset += len(chunk)
     finally:
         image_worker.join()
         file_worker.join()
+        if crc_worker is not None:
+            crc_worker.join()
     # Extents out of order (no writer of ours makes them): read them apart.
     for unit in apart:
         for start, length in unit.extents:
@@ -401,6 +411,63 @@ def _declared_size(fd: int) -> int | None:
     return int.from_bytes(pvd[80:84], "little") * SECTOR
 
 
+class _SectorCheck:
+    """The sector recovery data's own check (what ``repair.check`` finds), on
+    the scan's way: every image and parity sector's CRC-32 against the CRC
+    table, read once with everything else.  Only for recovery data whose
+    header describes this very image; ``sound`` stays True while every sector
+    has a readable CRC that it matches.  repair.check counts a sector as
+    damaged for exactly these reasons (a sector it cannot read is one the
+    scan cannot read either), so a sound scan means it would find nothing;
+    anything else is left to it, to say what is wrong."""
+
+    def __init__(self, layout: repair.Layout, sha256: bytes, crcs: array, known: bytearray):
+        k, big_l, half = layout.k, layout.layer, layout.first_half
+        p0, p1 = layout.parity_starts
+        # (first sector, end, its CRC table entry): the image, then the two runs of parity layers
+        # (parity layer j's sector g has entry (k + j) * L + g, and the layers of a run follow each other).
+        self.runs = (
+            (0, layout.image_sectors, 0),
+            (p0, p0 + half * big_l, k * big_l),
+            (p1, p1 + (layout.m - half) * big_l, (k + half) * big_l),
+        )
+        self.sha256 = sha256.hex()
+        self.crcs, self.known = crcs, known
+        self.sound = True
+
+    def feed(self, offset: int, chunk: bytes) -> None:
+        if not self.sound:
+            return
+        first, count = offset // SECTOR, len(chunk) // SECTOR
+        view, crc32 = memoryview(chunk), zlib.crc32
+        for start, end, entry in self.runs:
+            lo, hi = max(first, start), min(first + count, end)
+            if lo >= hi:
+                continue
+            at = entry + lo - start
+            found = array("I", [crc32(view[(s - first) * SECTOR : (s - first + 1) * SECTOR]) for s in range(lo, hi)])
+            if self.known.find(0, at, at + hi - lo) >= 0 or found != self.crcs[at : at + hi - lo]:
+                self.sound = False
+                return
+
+
+def _sector_check(fd: int, volume_bytes: int, size: int, parity: int) -> _SectorCheck | None:
+    """A check of the recovery data on the scan's way, when its header is the
+    one this image should have (else None: :func:`_recovery_problems` then
+    reads it apart and says what is wrong)."""
+    try:
+        reader = repair.Reader(fd)
+        layout, sha256, _how = repair.find_header(reader)
+        if (layout.image_sectors * SECTOR, layout.total_sectors * SECTOR) != (volume_bytes, size):
+            return None
+        if parity and layout.m != parity:
+            return None
+        crcs, known = repair.load_crcs(reader, layout)
+    except (repair.RecoveryDataError, OSError):
+        return None
+    return _SectorCheck(layout, sha256, crcs, known)
+
+
 def _recovery_problems(image: Path, volume_bytes: int, size: int, volume_sha: str, parity: int) -> list[Problem]:
     """What is wrong with the sector recovery data after the ISO volume
     (exporter.ecc), checked with the disc's own repair tool: it must be found,
@@ -488,8 +555,14 @@ def verify_image(
                 problems += _cross_check(path, udf[path], others, indexes)
                 checked[path] = units.setdefault(udf[path], _Unit(udf[path]))
         volume = [declared] if protected else None
-        image_sha = _scan(fd, size, list(units.values()), volume)
-    if protected:
+        sectors = _sector_check(fd, declared, size, sector_parity or 0) if protected else None
+        image_sha = _scan(fd, size, list(units.values()), volume, sectors)
+    if sectors is not None and sectors.sound:
+        # Found, of this image's shape and parity, no sector damaged: what is left of the check.
+        if sectors.sha256 != volume[0]:
+            label = f"{image.name} (recovery data)"
+            problems.append(Problem(label, f"to record the volume's sha256 {volume[0]}", sectors.sha256))
+    elif protected:
         problems += _recovery_problems(image, declared, size, volume[0], sector_parity or 0)
     for path, unit in checked.items():
         if unit.got < unit.size:

@@ -98,15 +98,37 @@ def test_the_implant_changes_no_file_and_verify_accepts_it(alice):
     assert result.image_sha256 == disc.image_sha256
 
 
-def test_a_build_without_implantisomd5_fails_clearly(alice, monkeypatch):
-    add_file(alice, "a.jpg")
-    planned = plan_next_disc(alice, allow_partial=True)
-    real = shutil.which
-    monkeypatch.setattr(isomd5.shutil, "which", lambda name: None if name == "implantisomd5" else real(name))
-    disc = build.build_disc(planned.pk)
-    assert disc.status == DiscStatus.FAILED
-    assert "implantisomd5 is not installed (Debian package isomd5sum)" in disc.last_error
-    assert not build.image_path(disc).exists()
+def test_a_built_image_carries_the_bytes_implantisomd5_would_implant(alice, tmp_path, monkeypatch):
+    # The builder takes the sums on its way through the image: implantisomd5
+    # is not run, but it must find nothing to change.
+    tool = require_tool("implantisomd5", "isomd5sum")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    disc = built_disc(alice, count=3)
+    copy = tmp_path / "copy.iso"
+    shutil.copyfile(build.image_path(disc), copy)
+    run = subprocess.run([tool, "--force", str(copy)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert copy.read_bytes() == build.image_path(disc).read_bytes()
+
+
+@pytest.mark.parametrize("count, extra", [(1, 0), (4, 0), (30, 0), (3, 2_000_000), (1, 30_000_000)])
+def test_the_implant_is_implantisomd5s_byte_for_byte(tmp_path, count, extra):
+    # From an image shorter than 21 of implantisomd5's reads (its fragment
+    # sums then skip some 21sts) to one of many thousand reads; streamed by
+    # the writer, and read back.
+    tool = require_tool("implantisomd5", "isomd5sum")
+    rnd = random.Random(count + extra)
+    files = [
+        DiscFile.from_bytes(f"data/{n}.jpg", rnd.randbytes(rnd.randrange(1, 200_000) + extra)) for n in range(count)
+    ]
+    theirs, read_back = tmp_path / "theirs.iso", tmp_path / "read-back.iso"
+    streamed = iso.write_image(files, tmp_path / "streamed.iso", "X", 0, implant_md5=True)
+    for path in (theirs, read_back):
+        iso.write_image(files, path, "X", 0)
+    assert subprocess.run([tool, "--force", str(theirs)], capture_output=True).returncode == 0
+    assert isomd5.implant(read_back) == streamed.implanted_md5 == isomd5.implanted(theirs)
+    assert read_back.read_bytes() == theirs.read_bytes() == (tmp_path / "streamed.iso").read_bytes()
+    assert streamed.sha256 == hashlib.sha256(theirs.read_bytes()).hexdigest()
 
 
 @pytest.fixture

@@ -260,6 +260,89 @@ def test_an_image_without_its_recovery_data_or_with_garbage_after_the_volume_fai
     assert len(found.problems) == 1 and "none usable (no recovery data found" in found.problems[0].found
 
 
+def _flip(path: Path, offset: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([byte ^ 0x5A]))
+
+
+def _damages(image: Path, layout) -> dict:
+    """name -> a change to a copy of ``image``, each one that the recovery data's check must see."""
+    big_l = layout.layer
+    last_parity = layout.parity_sector(layout.m - 1, big_l - 1)
+    table = fmt.pack_crc_table(layout, [0] * layout.crc_entries)  # sectors of the right shape, wrong CRCs
+
+    def crc_sector_everywhere(path):
+        # Every copy of one CRC table sector garbled: its sectors have no readable CRC.
+        for start in layout.crc_copies:
+            _flip(path, (start + 1) * SECTOR + 100)
+
+    def other_sha(path):
+        # Sound headers (their own CRCs match) that record another image's sha256.
+        with open(path, "r+b") as fh:
+            for copy, at in enumerate(layout.headers):
+                fh.seek(at * SECTOR)
+                fh.write(fmt.pack_header(layout, bytes(32), copy))
+
+    def crcs_of_another_image(path):
+        # Sound CRC table copies whose values are not this image's.
+        with open(path, "r+b") as fh:
+            for start in layout.crc_copies:
+                fh.seek(start * SECTOR)
+                fh.write(b"".join(table))
+
+    return {
+        "an image sector": lambda path: _flip(path, layout.image_sectors // 2 * SECTOR + 5),
+        "the first parity sector": lambda path: _flip(path, layout.parity_sector(0, 0) * SECTOR + 7),
+        "the last parity sector": lambda path: _flip(path, last_parity * SECTOR + 2047),
+        "a parity sector of the second run": lambda path: _flip(
+            path, layout.parity_sector(layout.first_half, big_l // 2) * SECTOR
+        ),
+        "one CRC table sector in every copy": crc_sector_everywhere,
+        "the recorded sha256": other_sha,
+        "the CRC table": crcs_of_another_image,
+        "nothing": lambda path: None,
+    }
+
+
+def test_verify_finds_on_its_one_read_what_the_repair_tools_own_check_finds(alice, tmp_path, monkeypatch):
+    # verify_image checks the recovery data on the same read as the files
+    # (every sector's CRC beside the sha256s), and leaves the words to
+    # repair.check when anything is wrong. Each damage must come out exactly
+    # as with repair.check's own read of the whole image (what verify did
+    # before), and be seen.
+    disc, image = small_disc(alice)
+    volume = volume_sectors(image) * SECTOR
+    layout = fmt.Layout.for_image(volume // SECTOR, disc.sector_parity)
+    expected = build.expected_files(disc)
+    folded = verify._sector_check
+
+    def both(path, parity=disc.sector_parity):
+        monkeypatch.setattr(verify, "_sector_check", folded)
+        one_read = verify.verify_image(path, expected, sector_parity=parity)
+        monkeypatch.setattr(verify, "_sector_check", lambda *args: None)
+        apart = verify.verify_image(path, expected, sector_parity=parity)
+        assert (one_read.problems, one_read.image_sha256) == (apart.problems, apart.image_sha256)
+        return one_read
+
+    for name, damage in _damages(image, layout).items():
+        copy = tmp_path / "copy.iso"
+        shutil.copyfile(image, copy)
+        damage(copy)
+        found = both(copy)
+        seen = [p for p in found.problems if p.path == "copy.iso (recovery data)"]
+        assert bool(seen) == (name != "nothing"), (name, found.problems)
+    # Expected with other parity: told, as repair.check's header says.
+    found = both(image, parity=8)
+    assert [(p.expected, p.found) for p in found.problems] == [("8 parity layers", str(disc.sector_parity))]
+    # A sound image is read once: repair.check is not needed.
+    monkeypatch.setattr(verify, "_sector_check", folded)
+    monkeypatch.setattr(verify.repair, "check", lambda *args: pytest.fail("the image was read apart"))
+    assert verify.verify_image(image, expected, sector_parity=disc.sector_parity).ok
+
+
 def test_a_dry_run_repairs_outside_the_folder_and_a_damaged_folder_is_told_how_to_repair(alice, tmp_path):
     disc, image = small_disc(alice)
     readme = restore.IsoImage(str(image)).read_small("README.txt").decode("utf-8-sig").replace("\r\n", "\n")
