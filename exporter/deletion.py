@@ -58,6 +58,7 @@ from exporter.models import (
 log = logging.getLogger(__name__)
 
 EMPTY_TRASH_JOB = "empty_trash"
+KEEP_RUNS = dt.timedelta(days=30)  # as the scheduler's own passes (exporter.scheduling)
 BATCH = 500
 
 
@@ -237,6 +238,7 @@ def empty_trash(now: dt.datetime | None = None) -> JobRun:
     run.note = f"{moved} items moved from the trash to Recently deleted"
     run.finished_at = timezone.now()
     run.save(update_fields=["note", "finished_at"])
+    JobRun.objects.filter(name=EMPTY_TRASH_JOB, started_at__lt=now - KEEP_RUNS).delete()
     return run
 
 

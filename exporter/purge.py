@@ -260,4 +260,5 @@ def run_purge(now: dt.datetime | None = None, *, dry_run: bool = False, crash: C
         run.note = f"{counts[ERASED]} erased, {counts[HELD]} held by the guard, {counts[WAITING]} waiting"
         run.finished_at = timezone.now()
         run.save(update_fields=["note", "finished_at"])
+        JobRun.objects.filter(name=JOB_NAME, started_at__lt=now - deletion.KEEP_RUNS).delete()
     return outcomes

@@ -136,6 +136,9 @@ def test_empty_trash_moves_only_what_has_waited_long_enough(alice, settings):
     assert "0 items moved" in deletion.empty_trash(now=when).note
     assert Change.objects.filter(item=old, kind=ChangeKind.DELETED).count() == 1
     assert JobRun.objects.filter(name=deletion.EMPTY_TRASH_JOB).count() == 2
+    # Runs are kept for a month, as the scheduler's.
+    deletion.empty_trash(now=when + dt.timedelta(days=31))
+    assert JobRun.objects.filter(name=deletion.EMPTY_TRASH_JOB).count() == 1
 
 
 def test_with_zero_trash_days_the_next_run_empties_the_trash(alice, settings):

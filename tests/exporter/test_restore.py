@@ -899,6 +899,26 @@ def test_real_discs_restore_from_their_images_in_any_order(built_series, alice, 
 
 
 @pytest.mark.django_db
+def test_an_item_the_purge_erased_still_restores_from_the_subscribers_discs(built_series, alice, tmp_path, settings):
+    from django.core.files.storage import default_storage
+
+    from exporter import purge
+    from exporter.models import MediaItem
+
+    settings.DISCSUB_DELETE_HOLD_DAYS = 0
+    gone = MediaItem.objects.get(owner=alice, original_name="gone.jpg")
+    kept = _bytes(gone.current_version)
+    expected = library_tree(alice)  # read before the purge: it reads the stored originals
+    outcomes = {o.item_id: o.action for o in purge.run_purge()}
+    assert outcomes == {gone.pk: purge.ERASED}
+    assert not default_storage.exists(gone.current_version.storage_name)
+    out = tmp_path / "restored"
+    code, output = run("--into", out, *built_series)
+    assert code == 0, output
+    assert originals(out) == expected and (out / "gone.jpg").read_bytes() == kept
+
+
+@pytest.mark.django_db
 def test_real_discs_restore_from_7z_extracted_folders(built_series, alice, tmp_path):
     seven = require_tool("7z", "p7zip-full")
     folders = []
