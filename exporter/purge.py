@@ -5,9 +5,10 @@ A scheduled job of its own, apart from the code that records deletions
 (``DISCSUB_DELETE_HOLD_DAYS``) has passed it erases every stored version of
 the original, the thumbnails, and every object version where the bucket
 keeps versions (exporter.storage.erase_object).  Staged copies live only
-in a build's work folder while that build runs (exporter.build removes it,
-exporter.cleanup a killed build's); the purge waits until every disc that
-carries the item is built, so no build stages it again.
+in a build's work folder while that build runs (exporter.build removes it);
+the purge waits until every disc that carries the item is built, so no
+build stages it again, and removes what a killed build of such a disc left
+on this machine (exporter.cleanup).
 
 The order is safe under kills and storage errors:
 
@@ -41,8 +42,9 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from exporter import deletion, failures, storage, thumbnails
+from exporter import cleanup, deletion, failures, storage, thumbnails
 from exporter.models import (
+    Disc,
     DiscEntry,
     DiscStatus,
     EntryKind,
@@ -170,6 +172,14 @@ def _begin(
         return record, ""
 
 
+def _clean_staged(item_id: int) -> None:
+    """Remove what killed builds of discs carrying the item left in the build
+    area on this machine (their staged copies); a live build's is left alone,
+    and the pass waited for every such disc to be built anyway."""
+    for disc in Disc.objects.filter(entries__item_id=item_id, entries__kind=EntryKind.FILE).distinct():
+        cleanup.clean_leftovers(disc)
+
+
 def erase_item(
     item_id: int,
     now: dt.datetime | None = None,
@@ -197,10 +207,13 @@ def erase_item(
             PurgeRecord.objects.filter(pk=record.pk).update(stored=record.stored)
             if crash:
                 crash("object")
+        current = None
+        _clean_staged(item_id)
     except Exception as exc:  # storage refused: the record says what, the next pass tries again
         kind, message = failures.describe(exc, hide=[current["name"]] if current else ())
+        what = f"{current['kind']} version {current['version']}" if current else "staged copies"
         record.status = PurgeStatus.FAILED
-        record.error = f"{current['kind']} version {current['version']}: {kind}: {message}"
+        record.error = f"{what}: {kind}: {message}"
         record.save(update_fields=["status", "error"])
         log.warning("purge of item %s failed: %s", item_id, record.error)
         return _outcome(item, WAITING, f"erasure failed, tried again by the next pass ({record.error})")

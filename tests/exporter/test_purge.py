@@ -5,6 +5,9 @@ at each step and a storage error leave nothing claimed that is not true."""
 import datetime as dt
 import hashlib
 import io
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
@@ -134,6 +137,24 @@ def test_the_purge_waits_for_every_disc_that_carries_the_item_to_be_built(alice)
     disc.save(update_fields=["status"])
     (outcome,) = purge.run_purge(now=T0 + 8 * DAY)
     assert outcome.action == purge.ERASED
+
+
+def test_staged_copies_a_killed_build_left_go_too(alice, settings):
+    item = add_file(alice, "a.jpg")
+    disc = plan_next_disc(alice, allow_partial=True)
+    gone_pid = subprocess.Popen(["true"])  # a pid that is gone by the time the purge looks
+    gone_pid.wait()
+    work = Path(settings.BUILD_DIR) / f"disc-{disc.pk}-{gone_pid.pid}-x" / "sources"
+    work.mkdir(parents=True)
+    (work / "000000").write_bytes(b"a staged copy")
+    live = Path(settings.BUILD_DIR) / f"disc-{disc.pk}-{os.getpid()}-y"
+    live.mkdir()
+    disc.status = DiscStatus.VERIFIED
+    disc.save(update_fields=["status"])
+    deletion.delete_now(item, now=T0)
+    (outcome,) = purge.run_purge(now=T0 + 8 * DAY)
+    assert outcome.action == purge.ERASED
+    assert not work.parent.exists() and live.exists()  # a live process's folder stays
 
 
 def test_a_dry_run_erases_nothing(alice):
