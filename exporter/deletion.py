@@ -188,11 +188,12 @@ def delete_now(item: MediaItem, *, now: dt.datetime | None = None) -> MediaItem:
 def undelete_item(item: MediaItem) -> MediaItem:
     """Recently deleted (or trash) → live, as long as its bytes are not erased.
 
-    Refused once the purge has begun erasing it (a purge record that is
-    not finished), and after.  If a disc was already planned with the deletion, the series says the
-    item is gone: it is brought back as new, so the next disc carries its
-    bytes and metadata again.  Otherwise the pending deletion is simply
-    cancelled (the planner absorbs it) and the discs hold what they held.
+    Refused once the purge has begun erasing it (a purge record that is not
+    finished), and after.  If a disc was already planned with the deletion,
+    the series says the item is gone: it is brought back as new, so the next
+    disc carries its bytes and metadata again.  Otherwise the pending
+    deletion is simply cancelled (the planner absorbs it) and the discs hold
+    what they held.
     """
     with transaction.atomic():
         locked = MediaItem.objects.select_for_update().get(pk=item.pk)

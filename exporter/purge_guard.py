@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
@@ -159,9 +159,14 @@ def _service_over(due_bytes: int, now: dt.datetime) -> str:
 
 def _hold(scope: str, owner_id: int | None, reason: str, item_ids: list[int], now: dt.datetime, group=None):
     """The open hold of ``scope``, created or grown to cover ``item_ids``."""
-    hold = PurgeHold.objects.select_for_update().filter(scope=scope, status=HoldStatus.HELD).first()
+    open_hold = PurgeHold.objects.select_for_update().filter(scope=scope, status=HoldStatus.HELD)
+    hold = open_hold.first()
     if hold is None:
-        hold = PurgeHold.objects.create(scope=scope, owner_id=owner_id, reason=reason, created_at=now)
+        try:
+            with transaction.atomic():
+                hold = PurgeHold.objects.create(scope=scope, owner_id=owner_id, reason=reason, created_at=now)
+        except IntegrityError:  # a pass running at the same time opened it first
+            hold = open_hold.get()
     hold.items.add(*item_ids)
     held = hold.items.all()
     hold.items_due = held.count()
