@@ -852,7 +852,7 @@ def originals(root: Path) -> dict:
 @pytest.fixture
 def built_series(alice):
     """Three real discs: adds; a new version, a caption edit, a move and an add; a deletion."""
-    from exporter import library
+    from exporter import deletion, library
     from tests.factories import add_file, jpeg_bytes
 
     roma = library.ensure_album_path(alice, ["Travel", "Roma"])
@@ -871,7 +871,7 @@ def built_series(alice):
     library.move_item(dog, [animals])
     add_file(alice, "new.png", os.urandom(3000), albums=[pets])
     images.append(build_next(alice))
-    library.delete_item(gone)
+    deletion.delete_now(gone)
     library.edit_metadata(photo, caption="Colosseum at dusk")
     images.append(build_next(alice))
     return images
@@ -896,6 +896,26 @@ def test_real_discs_restore_from_their_images_in_any_order(built_series, alice, 
     assert (out / "gone.jpg").is_file()
     assert "deleted on disc 3: gone.jpg (kept; --apply-deletions moves it to 'Deleted items')" in output
     assert (out / "Best of/IMG_0001.JPG").stat().st_ino == (out / "Travel/Roma/IMG_0001.JPG").stat().st_ino
+
+
+@pytest.mark.django_db
+def test_an_item_the_purge_erased_still_restores_from_the_subscribers_discs(built_series, alice, tmp_path, settings):
+    from django.core.files.storage import default_storage
+
+    from exporter import purge
+    from exporter.models import MediaItem
+
+    settings.DISCSUB_DELETE_HOLD_DAYS = 0
+    gone = MediaItem.objects.get(owner=alice, original_name="gone.jpg")
+    kept = _bytes(gone.current_version)
+    expected = library_tree(alice)  # read before the purge: it reads the stored originals
+    outcomes = {o.item_id: o.action for o in purge.run_purge()}
+    assert outcomes == {gone.pk: purge.ERASED}
+    assert not default_storage.exists(gone.current_version.storage_name)
+    out = tmp_path / "restored"
+    code, output = run("--into", out, *built_series)
+    assert code == 0, output
+    assert originals(out) == expected and (out / "gone.jpg").read_bytes() == kept
 
 
 @pytest.mark.django_db

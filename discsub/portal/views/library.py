@@ -23,7 +23,7 @@ from discsub.portal import uploads
 from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choices
 from discsub.portal.lookups import get_album_for_user, get_item_for_user
 from discsub.portal.queries import with_disc_state
-from exporter import library, quotas, thumbnails
+from exporter import deletion, library, quotas, thumbnails
 from exporter.errors import ExportError
 from exporter.models import Album, DiscEntry, ItemStatus, MediaItem
 
@@ -223,17 +223,17 @@ def _status_action(action, done: str):
             messages.error(request, str(exc))
             return redirect("item", public_id=item.public_id)
         messages.success(request, done.format(name=item.original_name))
-        if action is library.delete_item:
+        if action is deletion.delete_now:
             return redirect("library")
         return redirect("item", public_id=item.public_id)
 
     return view
 
 
-trash_item = _status_action(library.trash_item, "“{name}” is in the trash. Restore it any time before you delete it.")
-restore_item = _status_action(library.restore_item, "“{name}” is back in your library.")
+trash_item = _status_action(deletion.trash_item, "“{name}” is in the trash. Restore it any time before you delete it.")
+restore_item = _status_action(deletion.restore_item, "“{name}” is back in your library.")
 delete_item = _status_action(
-    library.delete_item, "“{name}” is deleted. Discs already made keep it; your next disc records the deletion."
+    deletion.delete_now, "“{name}” is deleted. Discs already made keep it; your next disc records the deletion."
 )
 
 
