@@ -23,6 +23,7 @@ from discsub.portal import uploads
 from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choices
 from discsub.portal.lookups import get_album_for_user, get_item_for_user
 from discsub.portal.queries import with_disc_state
+from discsub.portal.views import selection
 from exporter import library, quotas, thumbnails
 from exporter.errors import ExportError
 from exporter.models import Album, DiscEntry, ItemStatus, MediaItem
@@ -58,6 +59,7 @@ def library_page(request: HttpRequest) -> HttpResponse:
             "album": album,
             "albums": albums,
             "trash": trash,
+            "undo": selection.undo_offer(request),
             "album_form": AlbumForm(
                 request.user, initial={"parent": str(album.public_id) if album else ""}, albums=albums
             ),
@@ -171,7 +173,8 @@ def item_page(request: HttpRequest, public_id) -> HttpResponse:
         {
             "item": item,
             "entries": entries,
-            "waiting": state["waiting"],
+            "waiting": state["waiting"] and item.status == ItemStatus.LIVE,
+            "disc_number": state["disc_number"],
             "edit_form": ItemEditForm(initial={"title": item.title, "caption": item.caption}),
             "move_form": move,
         },
@@ -210,31 +213,6 @@ def move_item(request: HttpRequest, public_id) -> HttpResponse:
     else:
         messages.error(request, "Choose albums from the list.")
     return redirect("item", public_id=item.public_id)
-
-
-def _status_action(action, done: str):
-    @login_required
-    @require_POST
-    def view(request: HttpRequest, public_id) -> HttpResponse:
-        item = get_item_for_user(request, public_id)
-        try:
-            action(item)
-        except library.LibraryError as exc:
-            messages.error(request, str(exc))
-            return redirect("item", public_id=item.public_id)
-        messages.success(request, done.format(name=item.original_name))
-        if action is library.delete_item:
-            return redirect("library")
-        return redirect("item", public_id=item.public_id)
-
-    return view
-
-
-trash_item = _status_action(library.trash_item, "“{name}” is in the trash. Restore it any time before you delete it.")
-restore_item = _status_action(library.restore_item, "“{name}” is back in your library.")
-delete_item = _status_action(
-    library.delete_item, "“{name}” is deleted. Discs already made keep it; your next disc records the deletion."
-)
 
 
 @login_required

@@ -1,0 +1,132 @@
+"""The trash, its Undo and the library's selection in a real browser
+(Playwright + Debian's chromium), by mouse and by keyboard, at desktop and
+phone widths; screenshots in /tmp/discsub-shots/portal-trash-*.png (or
+DISCSUB_SHOTS)."""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.test import Client
+
+from exporter import library, thumbnails
+from exporter.models import MediaItem
+from exporter.planning import plan_next_disc
+from tests.browser import chromium_browser, shoot
+from tests.factories import add_file, jpeg_bytes
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+COLOURS = [(210, 90, 40), (40, 120, 200), (60, 170, 90), (200, 170, 40), (120, 60, 160), (30, 150, 150)]
+
+
+def statuses(alice) -> dict[str, str]:
+    return dict(MediaItem.objects.filter(owner=alice).values_list("original_name", "status"))
+
+
+def fits(page, width: int) -> bool:
+    """Nothing on the page is wider than the window."""
+    page.set_viewport_size({"width": width, "height": 900})
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    return wide <= width
+
+
+@pytest.fixture
+def browser_page(live_server, alice):
+    client = Client()
+    client.force_login(alice)
+    cookie = {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value}
+    with chromium_browser() as chromium:
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        context.add_cookies([{**cookie, "url": live_server.url}])
+        yield context.new_page()
+        context.close()
+        connections.close_all()  # the connection Playwright's thread used (see test_browser.py)
+
+
+def test_trash_undo_and_the_selection_bar(browser_page, live_server, alice):
+    page, url = browser_page, live_server.url
+    trips = library.ensure_album_path(alice, ["Trips"])
+    names = ["Harbour.jpg", "Lighthouse.jpg", "Dunes at dusk.jpg", "Market.jpg", "Pier.jpg", "Ferry.jpg"]
+    for name, colour in zip(names[:2], COLOURS, strict=False):
+        add_file(alice, name, jpeg_bytes(320, 240, colour))
+    plan_next_disc(alice, allow_partial=True)  # the first two are on disc 1
+    for name, colour in zip(names[2:], COLOURS[2:], strict=True):
+        add_file(alice, name, jpeg_bytes(320, 240, colour))
+    thumbnails.make_missing(thumbnails.current_versions(alice.pk))  # what a worker does
+
+    page.goto(f"{url}/library/")
+    assert page.locator(".tile").count() == 6
+    shoot(page, "trash-01-library")
+
+    # One click on a tile's trash button; the Undo is right there.
+    page.get_by_role("button", name="Move “Market.jpg” to the trash").click()
+    undo = page.locator(".undo")
+    assert undo.inner_text().startswith("“Market.jpg” is in the trash.")
+    assert statuses(alice)["Market.jpg"] == "trashed"
+    assert page.locator(".tile").count() == 5
+    shoot(page, "trash-02-undo")
+    page.get_by_role("button", name="Undo").click()
+    assert "“Market.jpg” is back in your library." in page.locator("main > .messages").inner_text()
+    assert statuses(alice)["Market.jpg"] == "live"
+
+    # By keyboard: select all on the page, then leave two out; the bar counts.
+    select_all = page.get_by_label("Select all on this page")
+    select_all.focus()
+    page.keyboard.press("Space")
+    assert page.locator("[data-selected-count]").inner_text() == "6 selected"
+    for name in ("Harbour.jpg", "Lighthouse.jpg"):
+        box = page.get_by_label(f"Select “{name}”")
+        box.focus()
+        page.keyboard.press("Space")
+        assert not box.is_checked()
+    assert page.locator("[data-selected-count]").inner_text() == "4 selected"
+    assert not select_all.is_checked()
+    shoot(page, "trash-03-selected")
+    assert fits(page, 390)
+
+    # Move the four to an album in one go.
+    page.get_by_label("Album to move the selected items to").select_option(label="Trips")
+    page.get_by_role("button", name="Move to album").click()
+    assert "4 items are in “Trips”." in page.locator("main > .messages").inner_text()
+    assert sorted(trips.items.values_list("original_name", flat=True)) == sorted(names[2:])
+
+    # From the album, trash three: one POST, one Undo for them all.
+    page.get_by_role("link", name="Trips").first.click()
+    for name in ("Dunes at dusk.jpg", "Market.jpg", "Pier.jpg"):
+        page.get_by_label(f"Select “{name}”").check()
+    page.get_by_role("button", name="Move to trash", exact=True).click()
+    assert page.locator(".undo").inner_text().startswith("3 items are in the trash.")
+    assert [statuses(alice)[n] for n in names[2:]] == ["trashed", "trashed", "trashed", "live"]
+    assert page.locator(".tile").count() == 1  # the album shows what is left in it
+
+    # The trash: what will happen, and nothing "waiting for a disc".
+    page.get_by_role("link", name="Trash", exact=True).click()
+    trash = page.locator("main").inner_text()
+    assert "Nothing in the trash goes on a disc." in trash and "Waiting for a disc" not in trash
+    assert page.locator(".tile .badge").all_inner_texts() == ["On no disc"] * 3
+    shoot(page, "trash-04-trash")
+    assert fits(page, 390)
+    page.get_by_label("Select “Pier.jpg”").check()
+    page.get_by_role("button", name="Restore", exact=True).click()
+    assert "“Pier.jpg” is back in your library." in page.locator("main > .messages").inner_text()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_label("Select all on this page").check()
+    page.get_by_role("button", name="Delete now").click()
+    assert "2 items are deleted. No disc holds them" in page.locator("main > .messages").inner_text()
+    assert [statuses(alice)[n] for n in names[2:]] == ["deleted", "deleted", "live", "live"]
+    assert "The trash is empty." in page.locator("main").inner_text()
+
+    # The item page: a live photo can only go to the trash, one click.
+    page.goto(f"{url}/library/")
+    page.get_by_role("link", name="Harbour.jpg").click()
+    assert page.get_by_role("button", name="Delete now").count() == 0
+    assert "Disc 1 keeps its copy whatever you do here" in page.locator("main").inner_text()
+    shoot(page, "trash-05-item")
+    page.get_by_role("button", name="Move to trash").click()
+    assert page.locator(".undo").inner_text().startswith("“Harbour.jpg” is in the trash.")
+    assert statuses(alice)["Harbour.jpg"] == "trashed"
