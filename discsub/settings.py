@@ -321,6 +321,15 @@ DISCSUB_ITEM_MAX_FAILURES = env_int("DISCSUB_ITEM_MAX_FAILURES", 3)
 # quick passes during a short outage hold nothing back).
 DISCSUB_ITEM_HOLD_AFTER_MINUTES = env_int("DISCSUB_ITEM_HOLD_AFTER_MINUTES", 60)
 
+# Deletes wait (exporter.deletion, docs/deletion.md): a trashed item moves to
+# Recently deleted after DISCSUB_TRASH_DAYS; a deleted item's bytes are
+# erased by the purge DISCSUB_DELETE_HOLD_DAYS after that, not sooner.
+DISCSUB_TRASH_DAYS = env_int("DISCSUB_TRASH_DAYS", 30)
+DISCSUB_DELETE_HOLD_DAYS = env_int("DISCSUB_DELETE_HOLD_DAYS", 30)
+for _name in ("DISCSUB_TRASH_DAYS", "DISCSUB_DELETE_HOLD_DAYS"):
+    if not 0 <= globals()[_name] <= 3650:
+        raise ImproperlyConfigured(f"{_name} must be 0 to 3650 days: {globals()[_name]}")
+
 # Replacement copies a subscriber may ask for (lost or damaged discs), per rolling period.
 DISCSUB_REPLACEMENTS_PER_PERIOD = env_int("DISCSUB_REPLACEMENTS_PER_PERIOD", 2)
 DISCSUB_REPLACEMENT_PERIOD_DAYS = env_int("DISCSUB_REPLACEMENT_PERIOD_DAYS", 90)

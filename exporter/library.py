@@ -1,7 +1,8 @@
 """The library: the one place that changes albums and media items.
 
 Every function that changes what a disc must carry records a change in the
-feed, in the same transaction.  Bytes are written to storage before that
+feed, in the same transaction.  Trash, deletion and their undo live in
+exporter.deletion.  Bytes are written to storage before that
 transaction starts (storage is not transactional) and are never overwritten:
 a new upload is a new version under a new name.
 """
@@ -306,31 +307,3 @@ def move_item(item: MediaItem, albums: Iterable[Album]) -> MediaItem:
         record_change(locked, ChangeKind.MOVED)
     item.refresh_from_db()
     return item
-
-
-def _set_status(item: MediaItem, allowed_from: set[str], to: str, kind: str) -> MediaItem:
-    with transaction.atomic():
-        locked = _locked(item)
-        if locked.status == to:
-            return locked
-        if locked.status not in allowed_from:
-            raise LibraryError(f"An item that is {locked.get_status_display().lower()} cannot be changed that way.")
-        locked.status = to
-        locked.save(update_fields=["status"])
-        record_change(locked, kind)
-    item.refresh_from_db()
-    return item
-
-
-def trash_item(item: MediaItem) -> MediaItem:
-    return _set_status(item, {ItemStatus.LIVE}, ItemStatus.TRASHED, ChangeKind.TRASHED)
-
-
-def restore_item(item: MediaItem) -> MediaItem:
-    return _set_status(item, {ItemStatus.TRASHED}, ItemStatus.LIVE, ChangeKind.RESTORED)
-
-
-def delete_item(item: MediaItem) -> MediaItem:
-    """Delete for good.  The row stays as a tombstone so the next disc can record
-    the deletion; stored bytes that a disc still needs are kept."""
-    return _set_status(item, {ItemStatus.LIVE, ItemStatus.TRASHED}, ItemStatus.DELETED, ChangeKind.DELETED)

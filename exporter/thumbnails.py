@@ -89,6 +89,17 @@ def marker_name_for(item: str, version: int) -> str:
     return f"thumbnails/{item}/v{version}.none"
 
 
+def stored_bytes(versions: Iterable[tuple[str, int]]) -> int:
+    """The bytes of the stored thumbnails of ``versions`` ((item public id,
+    version number) pairs); one storage look-up each."""
+    total = 0
+    for item, version in versions:
+        name = storage_name_for(item, version)
+        if default_storage.exists(name):
+            total += default_storage.size(name)
+    return total
+
+
 # --- making one --------------------------------------------------------------------
 
 

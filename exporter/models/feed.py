@@ -21,7 +21,7 @@ class ChangeKind(models.TextChoices):
     EDITED = "edited", "Metadata edited"
     MOVED = "moved", "Moved between albums"
     TRASHED = "trashed", "Moved to the trash"
-    RESTORED = "restored", "Restored from the trash"
+    RESTORED = "restored", "Restored"
     DELETED = "deleted", "Deleted"
 
 

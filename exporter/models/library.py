@@ -36,6 +36,10 @@ class Album(models.Model):
 
 
 class ItemStatus(models.TextChoices):
+    """Where an item is in its life (docs/deletion.md): live, in the trash,
+    or deleted (recently deleted until the purge erases its bytes, which
+    sets ``MediaItem.erased_at``)."""
+
     LIVE = "live", "In the library"
     TRASHED = "trashed", "In the trash"
     DELETED = "deleted", "Deleted"
@@ -66,12 +70,37 @@ class MediaItem(models.Model):
     planned_version_number = models.PositiveIntegerField(default=0)
     planned_metadata_revision = models.PositiveIntegerField(default=0)
     deletion_planned = models.BooleanField(default=False)
+    # The deletion lifecycle (exporter.deletion): set on entering the trash
+    # and Recently deleted, cleared on leaving them; ``erased_at`` when the
+    # purge (exporter.purge) has erased every stored byte of the item.
+    trashed_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["owner", "status"]),
             # The hourly upload limit (exporter.quotas.check_rate).
             models.Index(fields=["owner", "uploaded_at"], name="items_uploaded_by_owner"),
+            # What empties from the trash, and what the purge may erase (by state, then date).
+            models.Index(fields=["trashed_at"], condition=models.Q(status="trashed"), name="items_in_trash"),
+            models.Index(
+                fields=["deleted_at"],
+                condition=models.Q(status="deleted", erased_at__isnull=True),
+                name="items_recently_deleted",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status="trashed", trashed_at__isnull=False)
+                | (~models.Q(status="trashed") & models.Q(trashed_at__isnull=True)),
+                name="trashed_at_iff_trashed",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="deleted", deleted_at__isnull=False)
+                | (~models.Q(status="deleted") & models.Q(deleted_at__isnull=True, erased_at__isnull=True)),
+                name="deleted_at_iff_deleted",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -87,6 +87,8 @@ def test_check_deploy_fails_on_a_development_setup(tmp_path):
         ({"DATABASE_URL": None}, "DATABASE_URL must be set"),
         ({"DATABASE_URL": "sqlite:////srv/discsub/discsub.sqlite3"}, "must not be SQLite"),
         ({"DISCSUB_SECTOR_PARITY": "255"}, "DISCSUB_SECTOR_PARITY must be 0 to 128"),
+        ({"DISCSUB_TRASH_DAYS": "-1"}, "DISCSUB_TRASH_DAYS must be 0 to 3650 days"),
+        ({"DISCSUB_DELETE_HOLD_DAYS": "99999"}, "DISCSUB_DELETE_HOLD_DAYS must be 0 to 3650 days"),
     ],
     ids=[
         "no-secret-key",
@@ -103,6 +105,8 @@ def test_check_deploy_fails_on_a_development_setup(tmp_path):
         "no-database",
         "sqlite",
         "no-room-for-data-on-the-disc",
+        "negative-trash-days",
+        "hold-of-centuries",
     ],
 )
 def test_production_refuses_to_start_without_its_required_values(tmp_path, overrides, message):

@@ -17,7 +17,7 @@ from collections import defaultdict
 import pytest
 from django.db import connection, transaction
 
-from exporter import library, planning
+from exporter import deletion, library, planning
 from exporter.models import (
     Change,
     ChangeFeed,
@@ -382,7 +382,7 @@ def test_two_planners_racing_never_plan_overlapping_discs(alice):
 
 # 3. Random library operations against concurrent planners.
 
-STATUS_CHANGES = {"trash": library.trash_item, "restore": library.restore_item, "delete": library.delete_item}
+STATUS_CHANGES = {"trash": deletion.trash_item, "restore": deletion.restore_item, "delete": deletion.delete_now}
 
 
 def test_random_library_operations_against_concurrent_planners_export_each_change_once(alice):

@@ -28,7 +28,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from exporter import build, contents, library, planning
+from exporter import build, contents, deletion, library, planning
 from exporter.disc_tools import restore
 from exporter.media import Medium
 from exporter.models import DiscStatus, Subscription
@@ -96,7 +96,7 @@ def golden_series(django_user_model, settings, monkeypatch, layout: int):
         _add(owner, "notes 📝.txt", "Reiseplan: Kyōto → Nara\n".encode(), caption="no thumbnail: a placeholder")
         library.edit_metadata(cat, caption="Minou 🐈", title="Le chat")
         library.move_item(cat, [pets, family])
-        library.delete_item(gone)
+        deletion.delete_now(gone)
         library.replace_bytes(retouched, io.BytesIO(jpeg_bytes(color=(10, 200, 10), exif_date="2023:12:24 20:15:00")))
     second = plan_next_disc(owner, medium=Medium.CD, allow_partial=True, now=T2 + dt.timedelta(hours=1))
     assert (first.layout_version, second.layout_version) == (layout, layout)

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from PIL import Image, ImageOps
 
-from exporter import build, library, scheduling, status, thumbnails
+from exporter import build, deletion, scheduling, status, thumbnails
 from exporter.held_back import reason_for_people
 from exporter.models import (
     Change,
@@ -202,7 +202,7 @@ def test_an_item_that_keeps_failing_is_recorded_then_held_back_and_the_rest_goes
         assert str(settings.MEDIA_ROOT) not in shown and broken.current_version.storage_name not in shown
 
     # Trashing it takes it out of the way: its changes are absorbed, the record closed.
-    library.trash_item(broken)
+    deletion.trash_item(broken)
     due_now(alice, when=T0 + dt.timedelta(days=4))
     scheduling.run_due(T0 + dt.timedelta(days=4), queue_builds=False)
     assert pending_of(broken) == 0

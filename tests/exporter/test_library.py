@@ -5,8 +5,8 @@ import io
 import pytest
 from django.core.files.storage import default_storage
 
-from exporter import library
-from exporter.models import Change, ChangeKind, ItemStatus
+from exporter import deletion, library
+from exporter.models import Change, ChangeKind
 from tests.factories import add_file, jpeg_bytes
 
 pytestmark = pytest.mark.django_db
@@ -46,9 +46,9 @@ def test_every_change_gets_the_next_sequence_number(alice, bob):
     library.replace_bytes(item, io.BytesIO(b"new bytes"))
     library.edit_metadata(item, caption="Hello")
     library.move_item(item, [album])
-    library.trash_item(item)
-    library.restore_item(item)
-    library.delete_item(item)
+    deletion.trash_item(item)
+    deletion.restore_item(item)
+    deletion.delete_now(item)
     changes = list(Change.objects.filter(owner=alice).order_by("seq"))
     assert [c.seq for c in changes] == list(range(1, 8))
     assert [c.kind for c in changes] == [
@@ -85,16 +85,6 @@ def test_nested_albums_are_created_once(alice):
     second = library.ensure_album_path(alice, ["A", "B", "C"])
     assert first == second
     assert first.path() == ["A", "B", "C"]
-
-
-def test_a_deleted_item_cannot_be_edited_and_deleting_twice_is_harmless(alice):
-    item = add_file(alice, "a.jpg")
-    library.delete_item(item)
-    library.delete_item(item)
-    assert item.status == ItemStatus.DELETED
-    with pytest.raises(library.LibraryError):
-        library.edit_metadata(item, caption="x")
-    assert Change.objects.filter(owner=alice, kind=ChangeKind.DELETED).count() == 1
 
 
 def test_items_cannot_go_into_another_subscribers_album(alice, bob):

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from exporter import build, contents, iso, library, manifest
+from exporter import build, contents, deletion, iso, library, manifest
 from exporter.models import DiscEntry
 from exporter.planning import plan_next_disc
 from tests.exporter.extracted import extract_7z, manifest_of, next_disc
@@ -113,7 +113,7 @@ def test_the_catalog_follows_the_series_and_the_newest_disc_alone_tells_where_ev
     e = add_file(alice, "e.jpg", b"e1", albums=[y])
     disc2 = next_disc(alice)
     # Disc 3: a deletion, an edit of bytes carried by disc 2, an addition.
-    library.delete_item(d)
+    deletion.delete_now(d)
     library.edit_metadata(a, title="A, second version")
     f = add_file(alice, "f.jpg", b"f1")
     disc3 = next_disc(alice)
@@ -189,7 +189,7 @@ def test_planning_and_building_give_the_same_bytes(alice, monkeypatch):
     items = [add_file(alice, f"IMG_{n}.jpg", jpeg_bytes(color=(n, 0, 0)), albums=[album]) for n in range(3)]
     next_disc(alice)
     library.edit_metadata(items[0], caption="edited")
-    library.delete_item(items[1])
+    deletion.delete_now(items[1])
     add_file(alice, "new.jpg", b"new")
     measured = []
     real = iso.measure_sectors

@@ -14,7 +14,7 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image, ImageDraw
 
-from exporter import build, library, offline_index, thumbnails
+from exporter import build, deletion, library, offline_index, thumbnails
 from exporter.models import DiscStatus
 from exporter.planning import plan_next_disc
 from tests.browser import SHOTS, chromium_browser
@@ -314,7 +314,7 @@ def test_the_index_of_a_real_disc_works_offline_in_a_browser(alice, tmp_path):
     # Disc 2 carries every kind of change, and something held back.
     library.replace_bytes(items["colosseum"], io.BytesIO(photo(11, 640, 480)))
     library.edit_metadata(items["edited"], caption="Now with a caption", title="Edited")
-    library.delete_item(items["doomed"])
+    deletion.delete_now(items["doomed"])
     newcomer = add_file(alice, "new on disc 2.jpg", photo(12, 600, 400), albums=[items["edited"].albums.first()])
     spoiled = add_file(alice, "spoiled.jpg", photo(13, 300, 200))
     planned = plan_next_disc(alice, allow_partial=True)

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from exporter import library, planning
+from exporter import deletion, library, planning
 from exporter.media import CAPACITY_SECTORS, Medium, sectors_for
 from exporter.models import Change, DiscEntry, EntryKind, ExportCursor, ItemIssue, Resolution
 from exporter.planning import plan_next_disc
@@ -45,7 +45,7 @@ def test_each_change_lands_on_exactly_one_disc_and_numbers_are_gapless(alice):
 
 def test_added_then_trashed_before_planning_ships_nothing(alice):
     item = add_file(alice, "oops.jpg")
-    library.trash_item(item)
+    deletion.trash_item(item)
     assert plan_next_disc(alice, allow_partial=True) is None
     assert set(Change.objects.filter(item=item).values_list("resolution", flat=True)) == {Resolution.ABSORBED}
     assert ExportCursor.objects.get(owner=alice).position == 2
@@ -54,10 +54,10 @@ def test_added_then_trashed_before_planning_ships_nothing(alice):
 def test_trashed_items_are_skipped_and_ship_once_restored(alice):
     keep = add_file(alice, "keep.jpg")
     trashed = add_file(alice, "later.jpg")
-    library.trash_item(trashed)
+    deletion.trash_item(trashed)
     first = plan_next_disc(alice, allow_partial=True)
     assert set(carried_kinds(first)) == {keep.pk}
-    library.restore_item(trashed)
+    deletion.restore_item(trashed)
     second = plan_next_disc(alice, allow_partial=True)
     assert carried_kinds(second) == {trashed.pk: EntryKind.FILE}
 
@@ -65,7 +65,7 @@ def test_trashed_items_are_skipped_and_ship_once_restored(alice):
 def test_a_deletion_after_shipping_is_recorded_for_the_next_disc(alice):
     item = add_file(alice, "gone.jpg")
     plan_next_disc(alice, allow_partial=True)
-    library.delete_item(item)
+    deletion.delete_now(item)
     disc = plan_next_disc(alice, allow_partial=True)
     entry = DiscEntry.objects.get(disc=disc)
     assert entry.kind == EntryKind.DELETION

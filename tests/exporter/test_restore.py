@@ -852,7 +852,7 @@ def originals(root: Path) -> dict:
 @pytest.fixture
 def built_series(alice):
     """Three real discs: adds; a new version, a caption edit, a move and an add; a deletion."""
-    from exporter import library
+    from exporter import deletion, library
     from tests.factories import add_file, jpeg_bytes
 
     roma = library.ensure_album_path(alice, ["Travel", "Roma"])
@@ -871,7 +871,7 @@ def built_series(alice):
     library.move_item(dog, [animals])
     add_file(alice, "new.png", os.urandom(3000), albums=[pets])
     images.append(build_next(alice))
-    library.delete_item(gone)
+    deletion.delete_now(gone)
     library.edit_metadata(photo, caption="Colosseum at dusk")
     images.append(build_next(alice))
     return images

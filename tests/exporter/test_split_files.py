@@ -13,7 +13,7 @@ import sys
 import pytest
 from django.core.management import call_command
 
-from exporter import build, contents, jobs, library, readme, splitting
+from exporter import build, contents, deletion, jobs, library, readme, splitting
 from exporter.media import CAPACITY_SECTORS, sectors_for
 from exporter.models import Change, DiscEntry, DiscStatus, ItemIssue, Resolution
 from exporter.planning import plan_next_disc
@@ -173,7 +173,7 @@ def test_a_file_deleted_before_its_last_part_ships_as_a_deletion_of_that_version
     big, _ = add_big(alice)
     first = plan_next_disc(alice, medium="cd")
     assert DiscEntry.objects.get(disc=first).metadata["part"]["number"] == 1
-    library.delete_item(big)
+    deletion.delete_now(big)
 
     second = plan_next_disc(alice, medium="cd", allow_partial=True)
 

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from exporter import fulfillment, library, scheduling, subscriptions
+from exporter import deletion, fulfillment, library, scheduling, subscriptions
 from exporter.errors import IllegalTransition
 from exporter.media import capacity_bytes
 from exporter.models import CopyStatus, Subscription, SubscriptionEvent
@@ -200,7 +200,7 @@ def test_email_preferences(alice, sub):
 def test_next_disc_facts_in_three_queries(alice, sub):
     add_sized(alice, 100_000, "a.bin")
     add_sized(alice, 250_000, "b.bin")
-    trashed = library.trash_item(add_sized(alice, 999_999, "c.bin"))
+    trashed = deletion.trash_item(add_sized(alice, 999_999, "c.bin"))
     library.edit_metadata(trashed, caption="x")  # two waiting changes, no bytes
     with CaptureQueriesContext(connection) as queries:
         facts = subscriptions.next_disc(alice)

@@ -1,7 +1,7 @@
 import pytest
 from django.core.cache import cache
 
-from exporter import build, library
+from exporter import build, deletion, library
 from tests.factories import add_file, jpeg_bytes, verified_disc, walk_copy
 
 
@@ -29,7 +29,7 @@ def world(alice, sam):
     (verified, its image on disk, its copy shipped)."""
     album = library.ensure_album_path(alice, ["Holidays"])
     item = add_file(alice, "beach.jpg", jpeg_bytes(), albums=[album], caption="Dunes at dusk")
-    trashed = library.trash_item(add_file(alice, "blurry.jpg", jpeg_bytes(color=(1, 2, 3))))
+    trashed = deletion.trash_item(add_file(alice, "blurry.jpg", jpeg_bytes(color=(1, 2, 3))))
     disc = verified_disc(alice)
     path = build.image_path(disc)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.urls import reverse
 
-from exporter import library
+from exporter import deletion, library
 from exporter.models import Change, MediaItem
 from exporter.planning import plan_next_disc
 from tests.factories import add_file
@@ -72,7 +72,7 @@ def test_a_live_item_offers_no_delete_only_the_trash(signed_in, alice):
 
 
 def test_delete_now_from_the_trash_and_twice_is_harmless(signed_in, alice):
-    item = library.trash_item(add_file(alice, "blurry.jpg"))
+    item = deletion.trash_item(add_file(alice, "blurry.jpg"))
     for _ in range(2):
         response = signed_in.post(reverse("delete_item", args=[item.public_id]))
         assert response.status_code == 302
@@ -82,7 +82,7 @@ def test_delete_now_from_the_trash_and_twice_is_harmless(signed_in, alice):
 
 
 def test_restore_from_the_item_page_returns_to_it(signed_in, alice):
-    item = library.trash_item(add_file(alice, "blurry.jpg"))
+    item = deletion.trash_item(add_file(alice, "blurry.jpg"))
     response = signed_in.post(reverse("restore_item", args=[item.public_id]))
     assert response["Location"] == reverse("item", args=[item.public_id])
     assert statuses(item) == ["live"]
@@ -92,7 +92,7 @@ def test_restore_from_the_item_page_returns_to_it(signed_in, alice):
 
 
 def test_a_trashed_item_never_says_waiting_for_a_disc(signed_in, alice):
-    library.trash_item(add_file(alice, "never-shipped.jpg"))
+    deletion.trash_item(add_file(alice, "never-shipped.jpg"))
     trash = signed_in.get(reverse("library") + "?show=trash").content.decode()
     assert "never-shipped.jpg" in trash
     assert "Waiting for a disc" not in trash
@@ -172,7 +172,7 @@ def test_a_forged_id_in_a_selection_changes_nothing(signed_in, alice, bob):
 
 
 def test_one_refusal_leaves_the_whole_selection_as_it_was(signed_in, alice):
-    trashed = library.trash_item(add_file(alice, "trashed.jpg"))
+    trashed = deletion.trash_item(add_file(alice, "trashed.jpg"))
     live = add_file(alice, "live.jpg")
     before = all_of_alices(alice)
     response = select(signed_in, "delete", [trashed, live], back="trash")
@@ -204,9 +204,9 @@ def test_a_selection_needs_items_an_action_and_a_sane_size(signed_in, alice):
 
 
 def test_the_undo_offer_names_only_my_trashed_items(signed_in, alice, bob):
-    mine = library.trash_item(add_file(alice, "mine.jpg"))
+    mine = deletion.trash_item(add_file(alice, "mine.jpg"))
     live = add_file(alice, "live.jpg")
-    bobs = library.trash_item(add_file(bob, "bobs-secret.jpg"))
+    bobs = deletion.trash_item(add_file(bob, "bobs-secret.jpg"))
     url = reverse("library") + f"?undo={mine.public_id}&undo={live.public_id}&undo={bobs.public_id}&undo=junk"
     page = signed_in.get(url).content.decode()
     assert "“mine.jpg” is in the trash." in page
@@ -223,6 +223,6 @@ def test_the_library_shows_the_action_bar_and_a_box_per_item(signed_in, alice):
         assert f'name="items" value="{item.public_id}" form="selection"' in page
     assert 'class="secondary">Move to trash</button>' in page and "Move to album</button>" in page
     assert 'value="restore"' not in page
-    library.trash_item(items[0])
+    deletion.trash_item(items[0])
     trash = signed_in.get(reverse("library") + "?show=trash").content.decode()
     assert 'value="delete"' in trash and 'value="restore"' in trash and "Move to album" not in trash

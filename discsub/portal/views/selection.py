@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from discsub.portal.lookups import get_album_for_user, get_item_for_user, get_items_for_user
-from exporter import library
+from exporter import deletion, library
 from exporter.models import Album, ItemStatus, MediaItem
 
 # A page of the library holds 60; the undo after a trash names them all.
@@ -48,17 +48,17 @@ class Where:
 
 
 def _trash(item: MediaItem, where: Where) -> None:
-    library.trash_item(item)
+    deletion.trash_item(item)
 
 
 def _restore(item: MediaItem, where: Where) -> None:
-    library.restore_item(item)
+    deletion.restore_item(item)
 
 
 def _delete_now(item: MediaItem, where: Where) -> None:
     if item.status == ItemStatus.LIVE:
         raise library.LibraryError("Only items in the trash can be deleted: move them to the trash first.")
-    library.delete_item(item)
+    deletion.delete_now(item)
 
 
 def _move(item: MediaItem, where: Where) -> None:
