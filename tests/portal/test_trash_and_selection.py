@@ -1,6 +1,7 @@
 """Trash with one click and its Undo, restore, delete now, and the library's
 selection (one POST for many items): what the pages say and what changes."""
 
+import datetime as dt
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -71,14 +72,24 @@ def test_a_live_item_offers_no_delete_only_the_trash(signed_in, alice):
     assert statuses(item) == ["live"]
 
 
-def test_delete_now_from_the_trash_and_twice_is_harmless(signed_in, alice):
+def test_delete_now_goes_to_recently_deleted_with_an_undo_and_twice_is_harmless(signed_in, alice, settings):
+    settings.DISCSUB_DELETE_HOLD_DAYS = 30
     item = deletion.trash_item(add_file(alice, "blurry.jpg"))
     for _ in range(2):
         response = signed_in.post(reverse("delete_item", args=[item.public_id]))
         assert response.status_code == 302
         assert statuses(item) == ["deleted"]
-    assert "No disc holds it, so no disc will mention it." in follow(signed_in, response)
     assert Change.objects.filter(item=item, kind="deleted").count() == 1
+    assert urlsplit(response["Location"]).path == reverse("library")
+    assert parse_qs(urlsplit(response["Location"]).query) == {"show": ["trash"], "undo": [str(item.public_id)]}
+    page = follow(signed_in, response)
+    erased_from = MediaItem.objects.get(pk=item.pk).deleted_at + dt.timedelta(days=30)
+    assert '“blurry.jpg” is in <a href="?show=deleted">Recently deleted</a>.' in page
+    assert f"You can undo this at least until {erased_from:%-d %B %Y}" in page
+    assert 'name="action" value="undelete"' in page
+    response = select(signed_in, "undelete", [item], back="trash")
+    assert statuses(item) == ["live"]
+    assert "“blurry.jpg” is back in your library." in follow(signed_in, response)
 
 
 def test_restore_from_the_item_page_returns_to_it(signed_in, alice):
@@ -97,7 +108,9 @@ def test_a_trashed_item_never_says_waiting_for_a_disc(signed_in, alice):
     assert "never-shipped.jpg" in trash
     assert "Waiting for a disc" not in trash
     assert "On no disc" in trash and "keeps it</span>" not in trash
-    assert "Nothing in the trash goes on a disc." in trash
+    assert "Nothing in the trash goes on a disc. The trash empties itself: 30 days after" in trash
+    goes = MediaItem.objects.get(original_name="never-shipped.jpg").trashed_at + dt.timedelta(days=30)
+    assert f"Deleted on {goes:%-d %b %Y} unless you restore it" in trash
     item = MediaItem.objects.get(original_name="never-shipped.jpg")
     page = signed_in.get(reverse("item", args=[item.public_id])).content.decode()
     assert "Waiting for a disc" not in page and "goes on your next disc" not in page
@@ -116,9 +129,16 @@ def test_discs_keep_it_only_where_a_disc_holds_it(signed_in, alice):
     trash = signed_in.get(reverse("library") + "?show=trash").content.decode()
     assert trash.count(f"Disc {disc.number} keeps it") == 1 and trash.count("On no disc") == 1
     page = signed_in.get(reverse("item", args=[on_disc.public_id])).content.decode()
-    assert f"Disc {disc.number} keeps its copy, and your next disc records the deletion." in page
+    assert f"Disc {disc.number} keeps its copy; once it is deleted, your next disc records the deletion." in page
     response = select(signed_in, "delete", [on_disc, later], back="trash")
-    assert "2 items are deleted. 1 of them are on discs" in follow(signed_in, response)
+    assert "2 items are in <a" in follow(signed_in, response)
+    # Recently deleted says, per item, whether a disc holds it and records the deletion.
+    recent = signed_in.get(reverse("library") + "?show=deleted").content.decode()
+    assert recent.count(f"Disc {disc.number} keeps it") == 1 and recent.count("On no disc") == 1
+    assert recent.count("your next disc records the deletion") == 1
+    plan_next_disc(alice, allow_partial=True)  # the deletion goes on disc 2
+    recent = signed_in.get(reverse("library") + "?show=deleted").content.decode()
+    assert "your next disc records the deletion" not in recent and recent.count("a disc records the deletion") == 1
 
 
 # --- a selection ------------------------------------------------------------------------------
@@ -226,3 +246,62 @@ def test_the_library_shows_the_action_bar_and_a_box_per_item(signed_in, alice):
     deletion.trash_item(items[0])
     trash = signed_in.get(reverse("library") + "?show=trash").content.decode()
     assert 'value="delete"' in trash and 'value="restore"' in trash and "Move to album" not in trash
+
+
+# --- Recently deleted ----------------------------------------------------------------------------
+
+
+def test_recently_deleted_says_when_the_bytes_go_and_undoes_until_then(signed_in, alice, settings):
+    settings.DISCSUB_DELETE_HOLD_DAYS = 14
+    items = [deletion.trash_item(add_file(alice, f"{n}.jpg")) for n in range(3)]
+    for item in items:
+        deletion.delete_now(item)
+    page = signed_in.get(reverse("library") + "?show=deleted").content.decode()
+    assert "Deleted items wait here 14 days and you can still undo each one." in page
+    erased_from = MediaItem.objects.get(pk=items[0].pk).deleted_at + dt.timedelta(days=14)
+    assert page.count(f"Erased on or after {erased_from:%-d %b %Y}") == 3
+    assert 'value="undelete" class="secondary">Undo delete</button>' in page
+    assert "Move to trash" not in page and 'value="delete"' not in page
+    response = select(signed_in, "undelete", items[:2], back="deleted")
+    assert response["Location"] == reverse("library") + "?show=deleted"
+    assert "2 items are back in your library." in follow(signed_in, response)
+    assert statuses(*items) == ["live", "live", "deleted"]
+    # Once the purge has erased an item it is off the page and cannot come back.
+    MediaItem.objects.filter(pk=items[2].pk).update(erased_at=dt.datetime.now(dt.UTC))
+    assert "2.jpg" not in signed_in.get(reverse("library") + "?show=deleted").content.decode()
+    response = select(signed_in, "undelete", items[2:], back="deleted")
+    assert "stored bytes have been erased; it cannot come back. Nothing was changed." in follow(signed_in, response)
+    assert statuses(*items) == ["live", "live", "deleted"]
+
+
+def test_the_trash_empties_itself_into_recently_deleted(signed_in, alice, settings):
+    settings.DISCSUB_TRASH_DAYS = 0
+    item = deletion.trash_item(add_file(alice, "old.jpg"))
+    deletion.empty_trash()
+    assert "old.jpg" not in signed_in.get(reverse("library") + "?show=trash").content.decode()
+    assert "old.jpg" in signed_in.get(reverse("library") + "?show=deleted").content.decode()
+    assert statuses(item) == ["deleted"]
+
+
+def test_a_live_item_cannot_be_undeleted_into_a_mess(signed_in, alice):
+    """Undo on an item already back is harmless: it stays live, one change."""
+    item = deletion.trash_item(add_file(alice, "a.jpg"))
+    deletion.delete_now(item)
+    for _ in range(2):
+        select(signed_in, "undelete", [item], back="deleted")
+    assert statuses(item) == ["live"]
+    assert Change.objects.filter(item=item, kind="restored").count() == 1
+
+
+def test_settings_show_what_is_stored_in_the_trash_and_waiting_to_be_erased(signed_in, alice):
+    for n in range(3):
+        add_file(alice, f"live-{n}.jpg", b"x" * 1500)
+    deletion.trash_item(add_file(alice, "trashed.jpg", b"t" * 1000))
+    deletion.delete_now(deletion.trash_item(add_file(alice, "deleted.jpg", b"d" * 700)))
+    page = signed_in.get(reverse("settings")).content.decode()
+    storage = page[page.index('id="storage-h"') : page.index("</section>", page.index('id="storage-h"'))]
+    assert '<dt>Stored for you</dt><dd class="num">6.1\xa0KB</dd>' in storage  # 3 × 1,500 + 1,000 + 700
+    assert "5 items, every version" in storage
+    assert '<dt>In the trash</dt><dd class="num">1000\xa0bytes</dd>' in storage
+    assert '<dt>Waiting to be erased</dt><dd class="num">700\xa0bytes</dd>' in storage
+    assert "Your plan stores up to 200.0\xa0GB of originals." in storage

@@ -3,6 +3,7 @@
 phone widths; screenshots in /tmp/discsub-shots/portal-trash-*.png (or
 DISCSUB_SHOTS)."""
 
+import datetime as dt
 import os
 
 import pytest
@@ -104,29 +105,63 @@ def test_trash_undo_and_the_selection_bar(browser_page, live_server, alice):
     assert [statuses(alice)[n] for n in names[2:]] == ["trashed", "trashed", "trashed", "live"]
     assert page.locator(".tile").count() == 1  # the album shows what is left in it
 
-    # The trash: what will happen, and nothing "waiting for a disc".
+    # The trash: what will happen and when, and nothing "waiting for a disc".
+    page.goto(f"{url}/library/")
+    page.get_by_role("button", name="Move “Lighthouse.jpg” to the trash").click()  # on disc 1
     page.get_by_role("link", name="Trash", exact=True).click()
     trash = page.locator("main").inner_text()
-    assert "Nothing in the trash goes on a disc." in trash and "Waiting for a disc" not in trash
-    assert page.locator(".tile .badge").all_inner_texts() == ["On no disc"] * 3
+    assert "The trash empties itself: 30 days after you trash an item" in trash
+    assert "Waiting for a disc" not in trash
+    assert sorted(page.locator(".tile .badge").all_inner_texts()) == ["Disc 1 keeps it"] + ["On no disc"] * 3
+    goes = MediaItem.objects.get(owner=alice, original_name="Pier.jpg").trashed_at + dt.timedelta(days=30)
+    assert page.locator(".fate").all_inner_texts() == [f"Deleted on {goes:%-d %b %Y} unless you restore it"] * 4
     shoot(page, "trash-04-trash")
     assert fits(page, 390)
     page.get_by_label("Select “Pier.jpg”").check()
     page.get_by_role("button", name="Restore", exact=True).click()
     assert "“Pier.jpg” is back in your library." in page.locator("main > .messages").inner_text()
-    page.on("dialog", lambda dialog: dialog.accept())
+
+    # Delete now (no dialog: it can be undone) goes to Recently deleted, with an Undo.
+    page.on("dialog", lambda dialog: (dialog.dismiss(), pytest.fail(f"a dialog: {dialog.message}")))
     page.get_by_label("Select all on this page").check()
     page.get_by_role("button", name="Delete now").click()
-    assert "2 items are deleted. No disc holds them" in page.locator("main > .messages").inner_text()
-    assert [statuses(alice)[n] for n in names[2:]] == ["deleted", "deleted", "live", "live"]
+    assert page.locator(".undo").inner_text().startswith("3 items are in Recently deleted. You can undo this at least")
+    assert [statuses(alice)[n] for n in names[1:]] == ["deleted", "deleted", "deleted", "live", "live"]
     assert "The trash is empty." in page.locator("main").inner_text()
+    shoot(page, "trash-05-deleted-undo")
+
+    # Recently deleted: when the bytes go, what the discs say, an undo per item.
+    page.get_by_role("link", name="Recently deleted", exact=True).first.click()
+    recent = page.locator("main").inner_text()
+    assert "Deleted items wait here 30 days and you can still undo each one." in recent
+    erased = MediaItem.objects.get(owner=alice, original_name="Market.jpg").deleted_at + dt.timedelta(days=30)
+    fates = page.locator(".fate").all_inner_texts()
+    assert sorted(fates) == [f"Erased on or after {erased:%-d %b %Y}"] * 2 + [
+        f"Erased on or after {erased:%-d %b %Y} · your next disc records the deletion"
+    ]
+    shoot(page, "trash-06-recently-deleted")
+    assert fits(page, 390)
+    page.get_by_role("button", name="Undo the delete of “Market.jpg”").click()
+    assert "“Market.jpg” is back in your library." in page.locator("main > .messages").inner_text()
+    assert page.locator(".tile").count() == 2
+    assert statuses(alice)["Market.jpg"] == "live"
+
+    # Settings: what is stored, in the trash, waiting to be erased.
+    page.get_by_role("link", name="Settings", exact=True).click()
+    storage = page.get_by_role("region", name="Storage").inner_text()
+    assert "Waiting to be erased" in storage and "2 items in Recently deleted" in storage
+    shoot(page, "trash-07-settings")
 
     # The item page: a live photo can only go to the trash, one click.
     page.goto(f"{url}/library/")
     page.get_by_role("link", name="Harbour.jpg").click()
     assert page.get_by_role("button", name="Delete now").count() == 0
     assert "Disc 1 keeps its copy whatever you do here" in page.locator("main").inner_text()
-    shoot(page, "trash-05-item")
+    shoot(page, "trash-08-item")
     page.get_by_role("button", name="Move to trash").click()
     assert page.locator(".undo").inner_text().startswith("“Harbour.jpg” is in the trash.")
     assert statuses(alice)["Harbour.jpg"] == "trashed"
+    page.goto(f"{url}/library/?show=trash")
+    page.get_by_role("link", name="Harbour.jpg").click()
+    assert "then its stored bytes are erased" in page.locator("main").inner_text()
+    shoot(page, "trash-09-item-in-trash")

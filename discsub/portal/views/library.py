@@ -24,7 +24,7 @@ from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choice
 from discsub.portal.lookups import get_album_for_user, get_item_for_user
 from discsub.portal.queries import with_disc_state
 from discsub.portal.views import selection
-from exporter import library, quotas, thumbnails
+from exporter import deletion, library, quotas, thumbnails
 from exporter.errors import ExportError
 from exporter.models import Album, DiscEntry, ItemStatus, MediaItem
 
@@ -36,12 +36,22 @@ PAGE_SIZE = 60
 @login_required
 def library_page(request: HttpRequest) -> HttpResponse:
     album = get_album_for_user(request, request.GET["album"]) if request.GET.get("album") else None
-    trash = query.choice(request, "show", ("trash",), "") == "trash"
-    items = MediaItem.objects.filter(owner=request.user, status=ItemStatus.TRASHED if trash else ItemStatus.LIVE)
+    show = query.choice(request, "show", ("trash", "deleted"), "")
+    items, order = MediaItem.objects.filter(owner=request.user), "-uploaded_at"
+    if show == "trash":
+        items, order = items.filter(status=ItemStatus.TRASHED), "-trashed_at"
+    elif show == "deleted":
+        items, order = items.filter(deletion.recently_deleted()), "-deleted_at"
+    else:
+        items = items.filter(status=ItemStatus.LIVE)
     if album is not None:
         items = items.filter(albums=album)
-    items = with_disc_state(items).select_related("current_version").order_by("-uploaded_at", "-pk")
+    items = with_disc_state(items).select_related("current_version").order_by(order, "-pk")
     page = Paginator(items, PAGE_SIZE).get_page(query.page_number(request))
+    for item in page:
+        # What the trash and Recently deleted say of each item (no query: the disc is annotated).
+        item.on_a_disc = item.disc_number is not None
+        item.facts = deletion.deletion_facts(item)
     albums = album_choices(request.user)
     by_pk = {a.pk: a for a in albums}
     # Each item's albums in one query for the whole page.
@@ -58,8 +68,12 @@ def library_page(request: HttpRequest) -> HttpResponse:
             "page": page,
             "album": album,
             "albums": albums,
-            "trash": trash,
+            "show": show,
+            "trash": show == "trash",
+            "deleted": show == "deleted",
             "undo": selection.undo_offer(request),
+            "trash_days": settings.DISCSUB_TRASH_DAYS,
+            "hold_days": settings.DISCSUB_DELETE_HOLD_DAYS,
             "album_form": AlbumForm(
                 request.user, initial={"parent": str(album.public_id) if album else ""}, albums=albums
             ),
@@ -166,6 +180,7 @@ def item_page(request: HttpRequest, public_id) -> HttpResponse:
         .only("kind", "disc__number", "disc__public_id", "disc__status")
     )
     state = with_disc_state(MediaItem.objects.filter(pk=item.pk)).values("waiting", "disc_number").get()
+    item.on_a_disc = state["disc_number"] is not None
     move = MoveForm(request.user, initial={"albums": [str(a.public_id) for a in item.albums.all()]})
     return render(
         request,
@@ -175,6 +190,9 @@ def item_page(request: HttpRequest, public_id) -> HttpResponse:
             "entries": entries,
             "waiting": state["waiting"] and item.status == ItemStatus.LIVE,
             "disc_number": state["disc_number"],
+            "facts": deletion.deletion_facts(item),
+            "trash_days": settings.DISCSUB_TRASH_DAYS,
+            "hold_days": settings.DISCSUB_DELETE_HOLD_DAYS,
             "edit_form": ItemEditForm(initial={"title": item.title, "caption": item.caption}),
             "move_form": move,
         },

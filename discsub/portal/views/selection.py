@@ -1,8 +1,8 @@
-"""Trash, restore, delete and move: one item or a selection of them.
+"""Trash, restore, delete, undo a delete and move: one item or a selection.
 
 Every form that changes where items are posts ``items`` (public ids) and an
-``action`` here: the library's action bar, a tile's trash button, the item
-page's buttons and the "Undo" after a move to the trash.  The selection is
+``action`` here: the library's action bar, a tile's buttons, the item page's
+buttons and the "Undo" after a move to the trash or to Recently deleted.  The selection is
 all the user's or nothing changes (404); it changes in one transaction, so
 one refusal leaves every item as it was; and sending it twice is harmless
 (an item already where it is sent stays there)."""
@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -34,14 +35,14 @@ MAX_SELECTION = 500
 class Where:
     """The listing a selection was made in, and for a move, where to."""
 
-    back: str = ""  # "" (library or album), "trash" or "item"
+    back: str = ""  # "" (library or album), "trash", "deleted" or "item"
     shown: Album | None = None  # the album being viewed
     move_to: Album | None = None
 
     def listing(self, undo: list[MediaItem] = ()) -> str:
         """The library page the selection came from, offering to undo what
         was just done to ``undo``."""
-        query = [("show", self.back)] if self.back == "trash" else []
+        query = [("show", self.back)] if self.back in ("trash", "deleted") else []
         query += [("album", self.shown.public_id)] if self.shown else []
         query += [("undo", item.public_id) for item in undo]
         return reverse("library") + (f"?{urlencode(query)}" if query else "")
@@ -61,6 +62,10 @@ def _delete_now(item: MediaItem, where: Where) -> None:
     deletion.delete_now(item)
 
 
+def _undelete(item: MediaItem, where: Where) -> None:
+    deletion.undelete_item(item)
+
+
 def _move(item: MediaItem, where: Where) -> None:
     # Out of the album being viewed, into the one chosen; other albums stay.
     albums = [a for a in item.albums.all() if a != where.shown and a != where.move_to]
@@ -78,18 +83,9 @@ ACTIONS = {
     "trash": Action(_trash, "“{name}” is in the trash.", "{count} items are in the trash."),
     "restore": Action(_restore, "“{name}” is back in your library.", "{count} items are back in your library."),
     "delete": Action(_delete_now, "“{name}” is deleted.", "{count} items are deleted."),
+    "undelete": Action(_undelete, "“{name}” is back in your library.", "{count} items are back in your library."),
     "move": Action(_move, "“{name}” is in “{album}”.", "{count} items are in “{album}”."),
 }
-
-
-def _deletion_note(items: list[MediaItem]) -> str:
-    """What discs keep of deleted items: only those a disc holds are on one."""
-    held = sum(1 for item in items if item.planned_version_number)
-    if not held:
-        return " No disc holds " + ("it" if len(items) == 1 else "them") + ", so no disc will mention it."
-    if len(items) == 1:
-        return " The disc that holds it keeps it; your next disc records the deletion."
-    return f" {held} of them are on discs, which keep them; your next disc records those deletions."
 
 
 def _act(request: HttpRequest, name: str, wanted: list[str], where: Where) -> HttpResponse:
@@ -102,15 +98,14 @@ def _act(request: HttpRequest, name: str, wanted: list[str], where: Where) -> Ht
     except library.LibraryError as exc:
         messages.error(request, f"{exc} Nothing was changed.")
         return redirect(where.listing())
+    # The listing says where they went, with the Undo button next to it.
     if name == "trash":
-        # The listing says so, with the Undo button next to it.
         return redirect(Where(shown=where.shown).listing(undo=items))
-    names = {"count": len(items), "name": items[0].original_name, "album": getattr(where.move_to, "name", "")}
-    text = (action.one if len(items) == 1 else action.many).format(**names)
     if name == "delete":
-        text += _deletion_note(items)
-    messages.success(request, text)
-    if where.back == "item" and name == "restore":
+        return redirect(Where(back="trash").listing(undo=items))
+    names = {"count": len(items), "name": items[0].original_name, "album": getattr(where.move_to, "name", "")}
+    messages.success(request, (action.one if len(items) == 1 else action.many).format(**names))
+    if where.back == "item" and name in ("restore", "undelete"):
         return redirect("item", public_id=items[0].public_id)
     if where.back == "item":
         return redirect(Where(back="trash").listing())
@@ -123,7 +118,7 @@ def act_on_selection(request: HttpRequest) -> HttpResponse:
     name = request.POST.get("action", "")
     wanted = request.POST.getlist("items")
     where = Where(
-        back="trash" if request.POST.get("back") == "trash" else "",
+        back=request.POST.get("back") if request.POST.get("back") in ("trash", "deleted") else "",
         shown=get_album_for_user(request, request.POST["shown"]) if request.POST.get("shown") else None,
     )
     if name not in ACTIONS or not wanted:
@@ -142,7 +137,8 @@ def act_on_selection(request: HttpRequest) -> HttpResponse:
 
 def undo_offer(request: HttpRequest) -> list[MediaItem]:
     """The items the ``undo`` parameters name that are still in the user's
-    trash: the listing offers to put them back.  Anything else is ignored."""
+    trash or Recently deleted: the listing offers to bring them back.
+    Anything else is ignored."""
     wanted = []
     for value in request.GET.getlist("undo")[:MAX_SELECTION]:
         try:
@@ -151,8 +147,14 @@ def undo_offer(request: HttpRequest) -> list[MediaItem]:
             continue
     if not wanted:
         return []
-    found = MediaItem.objects.filter(owner=request.user, public_id__in=wanted, status=ItemStatus.TRASHED)
-    return list(found.only("public_id", "original_name").order_by("pk"))
+    found = MediaItem.objects.filter(owner=request.user, public_id__in=wanted).filter(
+        Q(status=ItemStatus.TRASHED) | deletion.recently_deleted()
+    )
+    fields = ("public_id", "original_name", "status", "trashed_at", "deleted_at", "erased_at")
+    items = list(found.only(*fields).order_by("pk"))
+    for item in items:
+        item.erase_after = deletion.erase_after(item)
+    return items
 
 
 def _one_item(name: str):
