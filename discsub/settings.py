@@ -326,6 +326,8 @@ DISCSUB_ITEM_HOLD_AFTER_MINUTES = env_int("DISCSUB_ITEM_HOLD_AFTER_MINUTES", 60)
 # erased by the purge DISCSUB_DELETE_HOLD_DAYS after that, not sooner.
 DISCSUB_TRASH_DAYS = env_int("DISCSUB_TRASH_DAYS", 30)
 DISCSUB_DELETE_HOLD_DAYS = env_int("DISCSUB_DELETE_HOLD_DAYS", 30)
+# How often the trash is emptied and the purge runs (minutes; setup_schedules).
+DISCSUB_DELETION_MINUTES = env_int("DISCSUB_DELETION_MINUTES", 60)
 for _name in ("DISCSUB_TRASH_DAYS", "DISCSUB_DELETE_HOLD_DAYS"):
     if not 0 <= globals()[_name] <= 3650:
         raise ImproperlyConfigured(f"{_name} must be 0 to 3650 days: {globals()[_name]}")

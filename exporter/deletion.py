@@ -40,7 +40,18 @@ from django.utils import timezone
 from exporter import thumbnails
 from exporter.feed import record_change
 from exporter.library import LibraryError
-from exporter.models import ChangeKind, Disc, DiscEntry, EntryKind, ItemStatus, ItemVersion, JobRun, MediaItem
+from exporter.models import (
+    ChangeKind,
+    Disc,
+    DiscEntry,
+    EntryKind,
+    ItemStatus,
+    ItemVersion,
+    JobRun,
+    MediaItem,
+    PurgeRecord,
+    PurgeStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,13 +185,17 @@ def delete_now(item: MediaItem, *, now: dt.datetime | None = None) -> MediaItem:
 def undelete_item(item: MediaItem) -> MediaItem:
     """Recently deleted (or trash) → live, as long as its bytes are not erased.
 
-    If a disc was already planned with the deletion, the series says the
+    Refused once the purge has begun erasing it (a purge record that is
+    not finished), and after.  If a disc was already planned with the deletion, the series says the
     item is gone: it is brought back as new, so the next disc carries its
     bytes and metadata again.  Otherwise the pending deletion is simply
     cancelled (the planner absorbs it) and the discs hold what they held.
     """
     with transaction.atomic():
         locked = MediaItem.objects.select_for_update().get(pk=item.pk)
+        if PurgeRecord.objects.filter(item=locked).exclude(status=PurgeStatus.ERASED).exists():
+            # The purge has begun (exporter.purge): some bytes may be gone already.
+            raise LibraryError("This item's stored bytes are being erased; it cannot come back.")
         extra = {}
         if locked.status == ItemStatus.DELETED and locked.deletion_planned:
             extra = {"deletion_planned": False, "planned_version_number": 0, "planned_metadata_revision": 0}

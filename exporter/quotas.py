@@ -58,7 +58,9 @@ def quota_bytes(owner: AbstractBaseUser) -> int | None:
 
 
 def used_bytes(owner: AbstractBaseUser) -> int:
-    return ItemVersion.objects.filter(item__owner=owner).aggregate(total=Sum("size"))["total"] or 0
+    """Every stored version of every item the purge has not erased (exporter.purge)."""
+    versions = ItemVersion.objects.filter(item__owner=owner, item__erased_at__isnull=True)
+    return versions.aggregate(total=Sum("size"))["total"] or 0
 
 
 def check_room(owner: AbstractBaseUser, name: str, size: int) -> None:

@@ -312,3 +312,34 @@ def upload_image(disc: Disc, local: Path, *, progress: Callable[[int], None] | N
             return
         reason = f"the stored image reads back as {size:,} bytes with sha256 {sha256}"
     raise StorageUnavailable(f"uploading the image to object storage failed {attempts} times; the last: {reason}")
+
+
+# --- erasure (the purge's one way to remove an object) ------------------------------
+
+
+def erase_object(storage: Storage, name: str) -> int:
+    """Remove ``name`` from ``storage`` for good; returns how many stored
+    versions went (0: it was already gone, so a rerun is harmless).
+
+    On S3 every version of the key goes, and every delete marker: a bucket
+    that keeps versions would otherwise keep the bytes behind a marker.  On
+    the filesystem the file goes, and its folder if that leaves it empty.
+    Errors propagate (the caller records them and tries again later)."""
+    if _is_s3(storage):
+        client, bucket = storage.connection.meta.client, storage.bucket_name
+        key = _s3_key(storage, name)
+        removed = 0
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+            for version in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if version["Key"] == key:  # the prefix matches longer keys too
+                    client.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
+                    removed += 1
+        return removed
+    if not storage.exists(name):
+        return 0
+    storage.delete(name)
+    try:
+        Path(storage.path(name)).parent.rmdir()
+    except (OSError, NotImplementedError):
+        pass  # not empty, or not a filesystem
+    return 1

@@ -1,6 +1,6 @@
 """Task functions for django-q2.  Arguments are primary keys; each can run twice."""
 
-from exporter import build, jobs, scheduling, thumbnails
+from exporter import build, deletion, jobs, scheduling, thumbnails
 from exporter.models import ItemVersion
 
 
@@ -29,3 +29,18 @@ def make_thumbnail(version_id: int) -> bool:
     if version is None:
         return False
     return thumbnails.ensure_for_version(version) is not None
+
+
+def empty_trash() -> str:
+    """Move items trashed DISCSUB_TRASH_DAYS ago to Recently deleted (setup_schedules)."""
+    return deletion.empty_trash().note
+
+
+def purge() -> dict:
+    """The purge pass (setup_schedules): erase what is due and the guard lets go."""
+    from exporter import purge as purging
+
+    outcomes = purging.run_purge()
+    return {
+        action: sum(o.action == action for o in outcomes) for action in (purging.ERASED, purging.HELD, purging.WAITING)
+    }

@@ -3,6 +3,7 @@ from exporter.models.discs import Disc, DiscEntry, DiscEvent, DiscStatus, EntryK
 from exporter.models.failures import ExportFailure, FailureStage
 from exporter.models.feed import Change, ChangeFeed, ChangeKind, ExportCursor, Resolution
 from exporter.models.library import Album, ItemIssue, ItemStatus, ItemVersion, MediaItem
+from exporter.models.purge import HoldStatus, PurgeHold, PurgeRecord, PurgeStatus
 from exporter.models.runs import JobRun, WorkerHeartbeat
 from exporter.models.subscription_events import SubscriptionEvent, SubscriptionEventKind
 from exporter.models.subscriptions import Cadence, Subscription, SubscriptionStatus
@@ -25,11 +26,15 @@ __all__ = [
     "ExportCursor",
     "ExportFailure",
     "FailureStage",
+    "HoldStatus",
     "ItemIssue",
     "ItemStatus",
     "ItemVersion",
     "JobRun",
     "MediaItem",
+    "PurgeHold",
+    "PurgeRecord",
+    "PurgeStatus",
     "ReadBackCheck",
     "Resolution",
     "Shipment",

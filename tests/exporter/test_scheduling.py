@@ -256,11 +256,15 @@ def test_one_build_task_per_disc_and_a_doubled_pass_queues_none(alice, bob, cloc
 def test_setup_schedules_is_idempotent(settings):
     call_command("setup_schedules")
     call_command("setup_schedules")
-    (schedule,) = Schedule.objects.all()
-    assert (schedule.func, schedule.minutes) == ("exporter.tasks.run_schedule", settings.DISCSUB_SCHEDULE_MINUTES)
+    assert sorted(Schedule.objects.values_list("func", "minutes")) == [
+        ("exporter.tasks.empty_trash", settings.DISCSUB_DELETION_MINUTES),
+        ("exporter.tasks.purge", settings.DISCSUB_DELETION_MINUTES),
+        ("exporter.tasks.run_schedule", settings.DISCSUB_SCHEDULE_MINUTES),
+    ]
     settings.DISCSUB_SCHEDULE_MINUTES = 2
     call_command("setup_schedules")
-    assert Schedule.objects.get().minutes == 2
+    assert Schedule.objects.get(func="exporter.tasks.run_schedule").minutes == 2
+    assert Schedule.objects.count() == 3
 
 
 def test_a_disc_whose_worker_died_is_queued_again_once_its_lease_runs_out(alice, clock, build_queue):

@@ -7,6 +7,9 @@ from django.db import transaction
 SCHEDULES = {
     # name: (function, every N minutes)
     "discsub: plan due discs and queue their builds": ("exporter.tasks.run_schedule", "DISCSUB_SCHEDULE_MINUTES"),
+    # Two jobs: the purge is apart from the code that records deletions (docs/deletion.md).
+    "discsub: empty the trash": ("exporter.tasks.empty_trash", "DISCSUB_DELETION_MINUTES"),
+    "discsub: purge deleted items past their hold": ("exporter.tasks.purge", "DISCSUB_DELETION_MINUTES"),
 }
 
 
