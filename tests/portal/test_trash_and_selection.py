@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.urls import reverse
 
-from exporter import deletion, library
+from exporter import deletion, library, purge
 from exporter.models import Change, MediaItem
 from exporter.planning import plan_next_disc
 from tests.factories import add_file
@@ -267,7 +267,8 @@ def test_recently_deleted_says_when_the_bytes_go_and_undoes_until_then(signed_in
     assert "2 items are back in your library." in follow(signed_in, response)
     assert statuses(*items) == ["live", "live", "deleted"]
     # Once the purge has erased an item it is off the page and cannot come back.
-    MediaItem.objects.filter(pk=items[2].pk).update(erased_at=dt.datetime.now(dt.UTC))
+    outcomes = purge.run_purge(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=15))
+    assert [(o.item, o.action) for o in outcomes] == [(str(items[2].public_id), "erased")]
     assert "2.jpg" not in signed_in.get(reverse("library") + "?show=deleted").content.decode()
     response = select(signed_in, "undelete", items[2:], back="deleted")
     assert "stored bytes have been erased; it cannot come back. Nothing was changed." in follow(signed_in, response)
@@ -305,3 +306,25 @@ def test_settings_show_what_is_stored_in_the_trash_and_waiting_to_be_erased(sign
     assert '<dt>In the trash</dt><dd class="num">1000\xa0bytes</dd>' in storage
     assert '<dt>Waiting to be erased</dt><dd class="num">700\xa0bytes</dd>' in storage
     assert "Your plan stores up to 200.0\xa0GB of originals." in storage
+
+
+class Killed(BaseException):
+    """Stands for the purge's process dying half-way."""
+
+
+def test_an_item_the_purge_has_begun_to_erase_offers_no_undo(signed_in, alice, settings):
+    settings.DISCSUB_DELETE_HOLD_DAYS = 0
+    item = deletion.delete_now(deletion.trash_item(add_file(alice, "going.jpg")))
+
+    def killed_after_recording(step: str) -> None:
+        if step == "recorded":
+            raise Killed(step)
+
+    with pytest.raises(Killed):
+        purge.run_purge(crash=killed_after_recording)
+    page = signed_in.get(reverse("library") + "?show=deleted").content.decode()
+    assert "Being erased now: it can no longer come back" in page
+    assert "Undo the delete" not in page and f'value="{item.public_id}" form="selection" disabled' in page
+    response = select(signed_in, "undelete", [item], back="deleted")
+    assert "being erased; it cannot come back. Nothing was changed." in follow(signed_in, response)
+    assert statuses(item) == ["deleted"]

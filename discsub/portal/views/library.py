@@ -22,7 +22,7 @@ from discsub import query
 from discsub.portal import uploads
 from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choices
 from discsub.portal.lookups import get_album_for_user, get_item_for_user
-from discsub.portal.queries import with_disc_state
+from discsub.portal.queries import with_disc_state, with_erasure_state
 from discsub.portal.views import selection
 from exporter import deletion, library, quotas, thumbnails
 from exporter.errors import ExportError
@@ -41,7 +41,7 @@ def library_page(request: HttpRequest) -> HttpResponse:
     if show == "trash":
         items, order = items.filter(status=ItemStatus.TRASHED), "-trashed_at"
     elif show == "deleted":
-        items, order = items.filter(deletion.recently_deleted()), "-deleted_at"
+        items, order = with_erasure_state(items.filter(deletion.recently_deleted())), "-deleted_at"
     else:
         items = items.filter(status=ItemStatus.LIVE)
     if album is not None:
