@@ -14,7 +14,6 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -26,7 +25,7 @@ from discsub.portal.queries import with_disc_state, with_erasure_state
 from discsub.portal.views import selection
 from exporter import deletion, library, quotas, thumbnails
 from exporter.errors import ExportError
-from exporter.models import Album, DiscEntry, ItemStatus, MediaItem
+from exporter.models import DiscEntry, ItemStatus, MediaItem
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +143,7 @@ def _store_uploads(request: HttpRequest, check: uploads.UploadCheck) -> HttpResp
         messages.success(request, f"Added {files}. They wait for your next disc.")
     for refusal in refused:
         messages.error(request, refusal["reason"] + " Nothing was added for it.")
-    return redirect(_library_url(album))
-
-
-def _library_url(album: Album | None = None) -> str:
-    url = reverse("library")
-    return f"{url}?album={album.public_id}" if album else url
+    return redirect(selection.Where(shown=album).listing())
 
 
 @login_required
@@ -165,9 +159,9 @@ def create_album(request: HttpRequest) -> HttpResponse:
         album = library.ensure_album_path(request.user, [*(parent.path() if parent else []), form.cleaned_data["name"]])
     except library.LibraryError as exc:
         messages.error(request, str(exc))
-        return redirect(_library_url(parent))
+        return redirect(selection.Where(shown=parent).listing())
     messages.success(request, f"Album “{form.cleaned_data['name']}” is ready.")
-    return redirect(_library_url(album))
+    return redirect(selection.Where(shown=album).listing())
 
 
 @login_required
