@@ -326,6 +326,31 @@ DISCSUB_ITEM_HOLD_AFTER_MINUTES = env_int("DISCSUB_ITEM_HOLD_AFTER_MINUTES", 60)
 # erased by the purge DISCSUB_DELETE_HOLD_DAYS after that, not sooner.
 DISCSUB_TRASH_DAYS = env_int("DISCSUB_TRASH_DAYS", 30)
 DISCSUB_DELETE_HOLD_DAYS = env_int("DISCSUB_DELETE_HOLD_DAYS", 30)
+# The purge's guard (exporter.purge_guard): a subscriber's items due within a
+# day over this share of their library (items or bytes), and over the floor,
+# wait for staff; so does the whole service over a volume a day, or over a
+# jump against the trailing average once past its own floor.
+DISCSUB_PURGE_MAX_LIBRARY_PERCENT = env_int("DISCSUB_PURGE_MAX_LIBRARY_PERCENT", 10)
+DISCSUB_PURGE_FLOOR_ITEMS = env_int("DISCSUB_PURGE_FLOOR_ITEMS", 50)
+DISCSUB_PURGE_FLOOR_MB = env_int("DISCSUB_PURGE_FLOOR_MB", 500)
+DISCSUB_PURGE_MAX_GB_PER_DAY = env_int("DISCSUB_PURGE_MAX_GB_PER_DAY", 500)
+DISCSUB_PURGE_JUMP_FACTOR = env_int("DISCSUB_PURGE_JUMP_FACTOR", 10)
+DISCSUB_PURGE_TRAILING_DAYS = env_int("DISCSUB_PURGE_TRAILING_DAYS", 14)
+DISCSUB_PURGE_SERVICE_FLOOR_MB = env_int("DISCSUB_PURGE_SERVICE_FLOOR_MB", 50 * 1024)
+if not 1 <= DISCSUB_PURGE_MAX_LIBRARY_PERCENT <= 100:
+    raise ImproperlyConfigured(
+        f"DISCSUB_PURGE_MAX_LIBRARY_PERCENT must be 1 to 100: {DISCSUB_PURGE_MAX_LIBRARY_PERCENT}"
+    )
+for _name in (
+    "DISCSUB_PURGE_FLOOR_ITEMS",
+    "DISCSUB_PURGE_FLOOR_MB",
+    "DISCSUB_PURGE_MAX_GB_PER_DAY",
+    "DISCSUB_PURGE_JUMP_FACTOR",
+    "DISCSUB_PURGE_TRAILING_DAYS",
+    "DISCSUB_PURGE_SERVICE_FLOOR_MB",
+):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must not be negative: {globals()[_name]}")
 # How often the trash is emptied and the purge runs (minutes; setup_schedules).
 DISCSUB_DELETION_MINUTES = env_int("DISCSUB_DELETION_MINUTES", 60)
 for _name in ("DISCSUB_TRASH_DAYS", "DISCSUB_DELETE_HOLD_DAYS"):

@@ -205,12 +205,62 @@ def last_job_runs(limit: int = 10) -> list[dict]:
     ]
 
 
+def purge_holds() -> list[dict]:
+    """Groups of deleted items the purge's guard holds for staff
+    (exporter.purge_guard), oldest first: each an alert.  Two queries."""
+    from exporter import purge_guard
+
+    return [
+        {
+            "hold_id": hold.pk,
+            "scope": hold.scope,
+            "username": purge_guard.owner_name(hold),
+            "reason": hold.reason,
+            "items_due": hold.items_due,
+            "bytes_due": hold.bytes_due,
+            "library_items": hold.library_items,
+            "library_bytes": hold.library_bytes,
+            "held_since": hold.created_at,
+        }
+        for hold in purge_guard.open_holds()
+    ]
+
+
+def storage_by_subscriber(limit: int = 20) -> list[dict]:
+    """What the subscribers storing the most keep, largest first: originals
+    (every version), in the trash, waiting to be erased, disc images
+    (exporter.deletion.storage_by_subscriber; thumbnails are not in the
+    database, see ``storage_usage``).  Four queries."""
+    from django.contrib.auth import get_user_model
+
+    from exporter.deletion import storage_by_subscriber as usage_of
+
+    usage = usage_of(limit=limit)
+    names = dict(get_user_model().objects.filter(pk__in=list(usage)).values_list("pk", "username"))
+    return [
+        {
+            "user_id": owner_id,
+            "username": names.get(owner_id, ""),
+            "originals_bytes": u.originals,
+            "images_bytes": u.images,
+            "trash_bytes": u.in_trash,
+            "waiting_erasure_bytes": u.waiting_erasure,
+            "items": u.items,
+            "items_in_trash": u.items_in_trash,
+            "items_waiting_erasure": u.items_waiting_erasure,
+        }
+        for owner_id, u in usage.items()
+    ]
+
+
 def summary(*, backlog_limit: int = 20, failed_limit: int = 50) -> dict:
     """Everything above in one dict (what ``export_status --json`` prints)."""
     age = oldest_pending_change_age()
     return {
         "discs": disc_counts(),
         "backlog": backlog_by_subscriber(backlog_limit),
+        "purge_holds": purge_holds(),
+        "storage": storage_by_subscriber(backlog_limit),
         "oldest_pending_change_age_seconds": None if age is None else round(age.total_seconds()),
         "failed_builds": failed_builds(failed_limit),
         "export_failures": export_failures(failed_limit),

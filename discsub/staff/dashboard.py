@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from exporter import fulfillment_stats as stats
-from exporter import status
+from exporter import purge_guard, status
 from exporter.models import ItemIssue
 
 from . import charts
 from .access import staff_required
 
+# Deciding a purge hold erases subscribers' bytes or brings them back: a
+# permission of its own, beyond moving copies.
+PURGE_PERMISSION = "exporter.change_purgehold"
 FLOW = ["burned", "checked", "shipped", "delivered"]
 # A copy waiting longer than this is shown in red.
 LATE = dt.timedelta(days=2)
@@ -91,6 +96,30 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "oldest_change_wait": _short(change_age) if change_age is not None else "",
         "workers": status.worker_heartbeats(),
         "overdue_takeovers": status.overdue_takeovers(limit=20),
+        "purge_holds": status.purge_holds(),
+        "may_decide_purges": request.user.has_perm(PURGE_PERMISSION),
+        "storage": status.storage_by_subscriber(limit=20),
         "now": now,
     }
     return render(request, "staff/dashboard.html", context)
+
+
+@staff_required
+@require_POST
+def purge_hold_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Approve or cancel a group the purge's guard holds, in the staff member's name."""
+    if action not in ("approve", "cancel") or not request.user.has_perm(PURGE_PERMISSION):
+        raise Http404("No such page.")
+    name = request.user.get_full_name() or request.user.get_username()
+    try:
+        if action == "approve":
+            hold = purge_guard.approve(pk, name)
+            messages.success(
+                request, f"Hold #{hold.pk} approved: the next purge pass erases its {hold.items_due} items."
+            )
+        else:
+            hold, back = purge_guard.cancel(pk, name)
+            messages.success(request, f"Hold #{hold.pk} cancelled: {back} items are back in the library.")
+    except purge_guard.GuardError as exc:
+        messages.error(request, str(exc))
+    return redirect("staff:dashboard")

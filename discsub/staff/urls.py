@@ -18,6 +18,7 @@ urlpatterns = [
     path("discs/<int:pk>/label.png", paperwork.disc_label, name="disc-label"),
     path("discs/<int:pk>/image/", paperwork.disc_image, name="disc-image"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("purge-holds/<int:pk>/<slug:action>/", dashboard.purge_hold_action, name="purge-hold"),
     path("two-factor/", two_factor.two_factor_page, name="two-factor"),
     path("two-factor/off/", two_factor.turn_off, name="two-factor-off"),
 ]

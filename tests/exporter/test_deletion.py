@@ -6,10 +6,11 @@ import io
 
 import pytest
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from exporter import deletion, library, thumbnails
+from exporter import deletion, library, status, thumbnails
 from exporter.library import LibraryError
 from exporter.models import Change, ChangeKind, DiscEntry, EntryKind, ItemStatus, JobRun, MediaItem, Resolution
 from exporter.planning import plan_next_disc
@@ -270,3 +271,17 @@ def test_storage_usage_counts_every_version_thumbnail_and_image(alice, bob):
     assert (usage.items, usage.items_in_trash, usage.items_waiting_erasure) == (3, 1, 1)
     assert trashed.pk and gone.pk
     assert deletion.storage_usage(alice, measure_thumbnails=False).thumbnails == 0
+
+
+def test_export_status_shows_storage_per_subscriber_largest_first(alice, bob, capsys):
+    add_file(alice, "a.jpg", b"a" * 3000)
+    deletion.trash_item(add_file(alice, "t.jpg", b"t" * 1000))
+    deletion.delete_now(add_file(bob, "b.jpg", b"b" * 100))
+    rows = status.storage_by_subscriber(limit=1)
+    assert [(r["username"], r["originals_bytes"], r["trash_bytes"], r["items"]) for r in rows] == [
+        ("alice", 4000, 1000, 2)
+    ]
+    call_command("export_status", "--top", "5")
+    out = capsys.readouterr().out
+    assert "  alice: 4.0 KB in 2 items (1.0 KB in the trash, 0 B waiting to be erased), images 0 B" in out
+    assert "  bob: 100 B in 1 items (0 B in the trash, 100 B waiting to be erased), images 0 B" in out

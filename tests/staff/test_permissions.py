@@ -41,6 +41,7 @@ def post_urls(copy):
         (reverse("staff:batch"), {"copies": [copy.pk], "action": "claim"}),
         (reverse("staff:ship"), {"copies": [copy.pk], "carrier": "royal-mail", "tracking_number": "AB123456789GB"}),
         *[(reverse("staff:copy-action", args=[copy.pk, a]), {"drive": "D", "media_batch": "B"}) for a in ACTIONS],
+        *[(reverse("staff:purge-hold", args=[1, a]), {}) for a in ("approve", "cancel")],
     ]
 
 

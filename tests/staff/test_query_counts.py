@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from exporter import fulfillment
-from exporter.models import CopyStatus, Disc, DiscStatus, ExportFailure, ItemIssue, Subscription
+from exporter.models import CopyStatus, Disc, DiscStatus, ExportFailure, ItemIssue, PurgeHold, Subscription
 from tests.factories import COPY_STATES_WALKED as EVERY_STATE
 from tests.factories import add_sized, new_copy, verified_disc
 
@@ -46,6 +46,12 @@ def add_work(owners, sam, per_state: int) -> None:
         Disc.objects.filter(pk=stuck.pk).update(
             status=DiscStatus.BUILDING, leased_by=f"dead:{n}", lease_expires_at=timezone.now() - dt.timedelta(hours=1)
         )
+        # A bulk delete the purge's guard holds for staff.
+        held = add_sized(owner, 100, f"d{n}.jpg")
+        hold = PurgeHold.objects.create(
+            scope=f"test:{per_state}:{n}", owner=owner, reason=f"too much ({n})", created_at=timezone.now()
+        )
+        hold.items.add(held)
     nobody = owners[0].__class__.objects.create_user(f"nobody{per_state}")
     Subscription.objects.create(user=nobody)
     verified_disc(nobody)
@@ -80,6 +86,7 @@ def test_queue_and_dashboard_queries_do_not_grow_with_copies(client, alice, bob,
     # Dashboard: session, user, permissions (2), copies per state, oldest waiting copy,
     # throughput, failure rates per drive and per batch, disc counts, failed builds,
     # export failures, flagged items, backlog (2), oldest pending change, worker heartbeats,
-    # overdue take-overs.
-    assert large[reverse("staff:dashboard")] == 18
-    assert "unreadable (3)" in client.get(reverse("staff:dashboard")).content.decode()
+    # overdue take-overs, purge holds, storage per subscriber (4: versions, items, images, names).
+    assert large[reverse("staff:dashboard")] == 23
+    page = client.get(reverse("staff:dashboard")).content.decode()
+    assert "unreadable (3)" in page and "too much (3)" in page

@@ -9,7 +9,8 @@ from exporter import status
 
 class Command(BaseCommand):
     help = (
-        "Print disc counts, backlog, oldest pending change, failed builds, export failures, workers and scheduler runs."
+        "Print purge holds, disc counts, backlog, storage per subscriber, oldest pending change, failed builds, "
+        "export failures, workers and scheduler runs."
     )
 
     def add_arguments(self, parser):
@@ -22,6 +23,13 @@ class Command(BaseCommand):
             self.stdout.write(_dumps(data))
             return
         out = self.stdout.write
+        for row in data["purge_holds"]:
+            out(
+                f"PURGE HELD: hold #{row['hold_id']} ({row['username']}, since {_when(row['held_since'])}): "
+                f"{row['items_due']} items, {_size(row['bytes_due'])}, erase nothing until staff decide: "
+                f"{row['reason']}. manage.py purge --approve {row['hold_id']} --by NAME, or --cancel "
+                f"{row['hold_id']} --by NAME to bring the items back"
+            )
         out("Discs: " + ", ".join(f"{k} {v}" for k, v in data["discs"].items()))
         age = data["oldest_pending_change_age_seconds"]
         out("Oldest change not yet on a disc: " + ("none waiting" if age is None else _duration(age)))
@@ -33,6 +41,16 @@ class Command(BaseCommand):
             out(
                 f"  {row['username']}: {_size(row['pending_bytes'])} in {row['pending_items']} items, "
                 f"{row['pending_changes']} changes, oldest {_when(row['oldest_pending_at'])}"
+            )
+        out(f"Storage (top {top}; originals with every version, of which in the trash and waiting to be erased):")
+        for row in data["storage"] or [None]:
+            if row is None:
+                out("  nothing stored")
+                continue
+            out(
+                f"  {row['username']}: {_size(row['originals_bytes'])} in {row['items']} items "
+                f"({_size(row['trash_bytes'])} in the trash, {_size(row['waiting_erasure_bytes'])} waiting to be "
+                f"erased), images {_size(row['images_bytes'])}"
             )
         out("Failed builds:")
         for row in data["failed_builds"] or [None]:
@@ -78,6 +96,9 @@ class Command(BaseCommand):
         for row in data["job_runs"] or [None]:
             if row is None:
                 out("  never ran")
+                continue
+            if row["name"] != "plan_due":  # the trash and the purge say what they did in their note
+                out(f"  {row['name']} {_when(row['started_at'])}: {row['note'] or 'did not finish'}")
                 continue
             out(
                 f"  {row['name']} {_when(row['started_at'])}: {row['subscriptions']} due, "

@@ -68,7 +68,7 @@ class Command(BaseCommand):
             )
             Subscription.objects.create(user=demo, medium=Medium.CD)
             staff = User.objects.create_user(STAFF_USER, "staff@example.com", STAFF_PASSWORD, is_staff=True)
-            staff.user_permissions.add(Permission.objects.get(codename="change_disccopy"))
+            staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_disccopy", "change_purgehold"]))
         copies = load_demo_queue(staff)
         self.stdout.write(f"staff queue: {copies} demo copies at every step")
         rng = random.Random(2024)
