@@ -328,3 +328,17 @@ def test_an_item_the_purge_has_begun_to_erase_offers_no_undo(signed_in, alice, s
     response = select(signed_in, "undelete", [item], back="deleted")
     assert "being erased; it cannot come back. Nothing was changed." in follow(signed_in, response)
     assert statuses(item) == ["deleted"]
+
+
+def test_a_delete_the_guard_holds_says_it_waits_for_staff_and_can_be_undone(signed_in, alice, settings):
+    settings.DISCSUB_DELETE_HOLD_DAYS = 0
+    settings.DISCSUB_PURGE_FLOOR_ITEMS = 1  # a library of three, all deleted at once: over the limit
+    items = [deletion.trash_item(add_file(alice, f"{n}.jpg")) for n in range(3)]
+    select(signed_in, "delete", items, back="trash")
+    outcomes = purge.run_purge()
+    assert {o.action for o in outcomes} == {"held"}
+    page = signed_in.get(reverse("library") + "?show=deleted").content.decode()
+    assert page.count("Waiting for a check by our staff before anything is erased") == 3
+    assert "Erased on or after" not in page and page.count("Undo the delete of") == 3
+    select(signed_in, "undelete", items[:1], back="deleted")
+    assert statuses(*items) == ["live", "deleted", "deleted"]
