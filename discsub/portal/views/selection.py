@@ -75,21 +75,23 @@ def _move(item: MediaItem, where: Where) -> None:
 @dataclass(frozen=True)
 class Action:
     apply: Callable[[MediaItem, Where], None]
-    one: str  # the message for one item ({name})
-    many: str  # and for several ({count})
+    one: str = ""  # the message for one item ({name})
+    many: str = ""  # and for several ({count})
+    # Where the items can be brought back from: the listing ("" for the
+    # library or album shown, "trash") says so, with an Undo, instead of a message.
+    undo_from: str | None = None
 
 
 ACTIONS = {
-    "trash": Action(_trash, "“{name}” is in the trash.", "{count} items are in the trash."),
+    "trash": Action(_trash, undo_from=""),
     "restore": Action(_restore, "“{name}” is back in your library.", "{count} items are back in your library."),
-    "delete": Action(_delete_now, "“{name}” is deleted.", "{count} items are deleted."),
+    "delete": Action(_delete_now, undo_from="trash"),
     "undelete": Action(_undelete, "“{name}” is back in your library.", "{count} items are back in your library."),
     "move": Action(_move, "“{name}” is in “{album}”.", "{count} items are in “{album}”."),
 }
 
 
-def _act(request: HttpRequest, name: str, wanted: list[str], where: Where) -> HttpResponse:
-    action = ACTIONS[name]
+def _act(request: HttpRequest, action: Action, wanted: list[str], where: Where) -> HttpResponse:
     try:
         with transaction.atomic():
             items = get_items_for_user(request, wanted, lock=True)
@@ -98,17 +100,13 @@ def _act(request: HttpRequest, name: str, wanted: list[str], where: Where) -> Ht
     except library.LibraryError as exc:
         messages.error(request, f"{exc} Nothing was changed.")
         return redirect(where.listing())
-    # The listing says where they went, with the Undo button next to it.
-    if name == "trash":
-        return redirect(Where(shown=where.shown).listing(undo=items))
-    if name == "delete":
-        return redirect(Where(back="trash").listing(undo=items))
+    if action.undo_from is not None:
+        shown = where.shown if action.undo_from == "" else None
+        return redirect(Where(back=action.undo_from, shown=shown).listing(undo=items))
     names = {"count": len(items), "name": items[0].original_name, "album": getattr(where.move_to, "name", "")}
     messages.success(request, (action.one if len(items) == 1 else action.many).format(**names))
-    if where.back == "item" and name in ("restore", "undelete"):
-        return redirect("item", public_id=items[0].public_id)
     if where.back == "item":
-        return redirect(Where(back="trash").listing())
+        return redirect("item", public_id=items[0].public_id)
     return redirect(where.listing())
 
 
@@ -132,7 +130,7 @@ def act_on_selection(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose the album to move them to.")
             return redirect(where.listing())
         where = Where(where.back, where.shown, get_album_for_user(request, request.POST["album"]))
-    return _act(request, name, wanted, where)
+    return _act(request, ACTIONS[name], wanted, where)
 
 
 def undo_offer(request: HttpRequest) -> list[MediaItem]:
@@ -165,7 +163,7 @@ def _one_item(name: str):
     def view(request: HttpRequest, public_id) -> HttpResponse:
         # Deleted items too: a second "Delete now" is harmless, not a 404.
         item = get_item_for_user(request, public_id, deleted_ok=True)
-        return _act(request, name, [str(item.public_id)], Where(back="item"))
+        return _act(request, ACTIONS[name], [str(item.public_id)], Where(back="item"))
 
     return view
 
