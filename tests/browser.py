@@ -8,8 +8,9 @@ import pytest
 
 from tests.tools import require_tool
 
-# Screenshots land here for people to look at.
-SHOTS = Path("/tmp/discsub-shots")
+# Screenshots land here for people to look at (DISCSUB_SHOTS moves them).
+SHOTS = Path(os.environ.get("DISCSUB_SHOTS", "/tmp/discsub-shots"))
+WIDTHS = {"desktop": 1280, "phone": 390}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -41,6 +42,15 @@ def chromium_browser():
             yield browser
         finally:
             browser.close()
+
+
+def shoot(page, name: str) -> None:
+    """Photograph the whole page at desktop and phone widths."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for label, width in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(SHOTS / f"portal-{name}-{label}.png"), full_page=True)
+    page.set_viewport_size({"width": WIDTHS["desktop"], "height": 900})
 
 
 def wait_until(page, expression: str, timeout: float = 20.0) -> None:

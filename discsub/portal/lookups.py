@@ -28,6 +28,19 @@ def get_item_for_user(request: HttpRequest, public_id, *, deleted_ok: bool = Fal
     return get_object_or_404(items, public_id=_uuid(public_id))
 
 
+def get_items_for_user(request: HttpRequest, public_ids: list, *, lock: bool = False) -> list[MediaItem]:
+    """The user's items named in ``public_ids`` (any state), ordered by pk,
+    and with ``lock`` locked in that order (inside the caller's transaction).
+    One id that is not a UUID, or not one of the user's items, makes the whole
+    list a 404: a forged selection changes nothing."""
+    wanted = {_uuid(value) for value in public_ids}
+    items = MediaItem.objects.filter(owner=request.user, public_id__in=wanted).order_by("pk")
+    items = list(items.select_for_update() if lock else items)
+    if len(items) != len(wanted):
+        raise Http404("No such thing.")
+    return items
+
+
 def get_album_for_user(request: HttpRequest, public_id) -> Album:
     albums = Album.objects.filter(owner=request.user).select_related("parent")
     return get_object_or_404(albums, public_id=_uuid(public_id))

@@ -5,7 +5,7 @@ Objects are named by their UUID ``public_id``, never by a sequential pk."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from discsub.portal.views import account, discs, library, next_disc
+from discsub.portal.views import account, discs, library, next_disc, selection
 
 urlpatterns = [
     path("", account.home, name="home"),
@@ -27,9 +27,10 @@ urlpatterns = [
     path("library/items/<uuid:public_id>/", library.item_page, name="item"),
     path("library/items/<uuid:public_id>/edit/", library.edit_item, name="edit_item"),
     path("library/items/<uuid:public_id>/move/", library.move_item, name="move_item"),
-    path("library/items/<uuid:public_id>/trash/", library.trash_item, name="trash_item"),
-    path("library/items/<uuid:public_id>/restore/", library.restore_item, name="restore_item"),
-    path("library/items/<uuid:public_id>/delete/", library.delete_item, name="delete_item"),
+    path("library/items/selected/", selection.act_on_selection, name="act_on_selection"),
+    path("library/items/<uuid:public_id>/trash/", selection.trash_item, name="trash_item"),
+    path("library/items/<uuid:public_id>/restore/", selection.restore_item, name="restore_item"),
+    path("library/items/<uuid:public_id>/delete/", selection.delete_item, name="delete_item"),
     path("library/items/<uuid:public_id>/thumbnail/<int:version>/", library.thumbnail, name="thumbnail"),
     # The next disc.
     path("next/", next_disc.next_disc_page, name="next_disc"),

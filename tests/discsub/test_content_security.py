@@ -87,14 +87,12 @@ def test_the_upload_and_the_staff_queue_work_in_a_browser_with_no_violation(live
         page.wait_for_selector(".items .tile", timeout=20_000)
         wait_until(page, "[...document.querySelectorAll('.items img')].every(i => i.naturalWidth > 0)")
         page.screenshot(path=str(SHOTS / "csp-library-upload.png"), full_page=True)
-        # The delete button asks first (page-actions.js, once an onsubmit attribute).
-        page.locator(".items .tile a").first.click()
-        asked = []
-        page.on("dialog", lambda d: (asked.append(d.message), d.dismiss()))
-        page.get_by_role("button", name="Delete for good").click()
-        page.wait_for_timeout(200)
-        assert asked == ["Delete this for good? Discs already made keep it."]
-        assert "/items/" in page.url  # dismissed: nothing was deleted
+        # The selection bar's script (page-actions.js): select all, the count, one POST.
+        page.get_by_label("Select all on this page").check()
+        assert page.locator("[data-selected-count]").inner_text() == "1 selected"
+        page.get_by_role("button", name="Move to trash", exact=True).click()
+        page.get_by_role("button", name="Undo").click()
+        assert "is back in your library" in page.locator("main > .messages").inner_text()
         context.close()
 
         context = chromium.new_context(viewport={"width": 1280, "height": 900})

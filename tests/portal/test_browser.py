@@ -14,7 +14,7 @@ from django.db import connections
 
 from exporter import jobs
 from exporter.models import CopyStatus, Disc, DiscCopy, Subscription
-from tests.browser import SHOTS, chromium_browser, wait_until
+from tests.browser import SHOTS, chromium_browser, shoot, wait_until
 from tests.factories import jpeg_bytes
 from tests.portal.conftest import ship_copy
 from tests.tools import require_tool
@@ -22,15 +22,6 @@ from tests.tools import require_tool
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WIDTHS = {"desktop": 1280, "phone": 390}
-
-
-def shoot(page, name: str) -> None:
-    for label, width in WIDTHS.items():
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(SHOTS / f"portal-{name}-{label}.png"), full_page=True)
-    page.set_viewport_size({"width": WIDTHS["desktop"], "height": 900})
 
 
 def flash(page) -> str:

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from exporter import fulfillment, library
-from exporter.models import Album, CopyStatus, DiscCopy, MediaItem, Subscription
+from exporter.models import Album, CopyStatus, DiscCopy, Subscription
 from exporter.planning import plan_next_disc
 from tests.factories import add_file
 from tests.portal.conftest import ship_copy
@@ -63,21 +63,6 @@ def test_an_item_moves_between_albums_and_is_edited(signed_in, alice, world):
     response = signed_in.post(reverse("move_item", args=[item.public_id]), {"albums": ["not-a-uuid"]})
     assert "Choose albums from the list." in flash(signed_in, response)
     assert list(item.albums.all()) == [other]
-
-
-def test_trash_restore_and_delete(signed_in, world):
-    item = world["item"]
-    signed_in.post(reverse("trash_item", args=[item.public_id]))
-    assert MediaItem.objects.get(pk=item.pk).status == "trashed"
-    assert "beach.jpg" in signed_in.get(reverse("library") + "?show=trash").content.decode()
-    assert "beach.jpg" not in signed_in.get(reverse("library")).content.decode()
-    signed_in.post(reverse("restore_item", args=[item.public_id]))
-    assert MediaItem.objects.get(pk=item.pk).status == "live"
-    response = signed_in.post(reverse("delete_item", args=[item.public_id]))
-    assert response["Location"] == reverse("library")
-    assert MediaItem.objects.get(pk=item.pk).status == "deleted"
-    # A deleted item has no page any more.
-    assert signed_in.get(reverse("item", args=[item.public_id])).status_code == 404
 
 
 def test_each_item_says_which_disc_holds_it(signed_in, alice):

@@ -5,7 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from exporter import library
+from exporter import deletion, library
+from exporter.models import MediaItem
 from exporter.planning import plan_next_disc
 from tests.factories import add_file, jpeg_bytes, verified_disc
 from tests.portal.conftest import ship_copy
@@ -48,6 +49,31 @@ def test_library(client, alice):
 
     assert_constant(client, reverse("library"), grow, 6)
     assert "On disc 1" in client.get(reverse("library")).content.decode()
+
+
+@pytest.mark.parametrize("show", ["trash", "deleted"])
+def test_the_trash_and_recently_deleted(client, alice, show):
+    # As the library: the dates come with the items, whether a disc holds
+    # each one and (Recently deleted) whether the purge has begun on it are
+    # annotated on the page's query.
+    def add_removed(name):
+        item = deletion.trash_item(add_file(alice, name))
+        return deletion.delete_now(item) if show == "deleted" else item
+
+    add_removed("first.jpg")
+    client.force_login(alice)
+
+    def grow():
+        for n in range(6):
+            add_file(alice, f"held-{n}.jpg")
+        plan_next_disc(alice, allow_partial=True)  # now on disc 1
+        for item in MediaItem.objects.filter(owner=alice, status="live"):
+            deletion.trash_item(item)
+            if show == "deleted":
+                deletion.delete_now(item)
+
+    assert_constant(client, reverse("library") + f"?show={show}", grow, 6)
+    assert "Disc 1 keeps it" in client.get(reverse("library") + f"?show={show}").content.decode()
 
 
 def test_an_album_page(client, alice):

@@ -27,7 +27,7 @@ from discsub.portal.forms import AddressForm, EmailPreferencesForm, PlanForm
 from discsub.portal.lookups import get_subscription_for_user
 from discsub.staff.access import ENROLLED, confirmed_device, is_fulfilment_staff
 from discsub.staff.two_factor import CodeForm
-from exporter import subscriptions
+from exporter import deletion, quotas, subscriptions
 from exporter.errors import IllegalTransition
 from exporter.models import SubscriptionStatus
 
@@ -200,6 +200,9 @@ def _settings_context(subscription, **forms) -> dict:
         or EmailPreferencesForm(
             initial={"on_shipped": subscription.email_on_shipped, "on_delivered": subscription.email_on_delivered}
         ),
+        # Thumbnail sizes would cost a storage look-up per version: the page leaves them out.
+        "usage": deletion.storage_usage(subscription.user, measure_thumbnails=False),
+        "quota": quotas.quota_bytes(subscription.user),
         "active": subscription.status == SubscriptionStatus.ACTIVE,
         "paused": subscription.status == SubscriptionStatus.PAUSED,
         "cancelled": subscription.status == SubscriptionStatus.CANCELLED,

@@ -14,7 +14,6 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -22,10 +21,11 @@ from discsub import query
 from discsub.portal import uploads
 from discsub.portal.forms import AlbumForm, ItemEditForm, MoveForm, album_choices
 from discsub.portal.lookups import get_album_for_user, get_item_for_user
-from discsub.portal.queries import with_disc_state
+from discsub.portal.queries import with_disc_state, with_erasure_state
+from discsub.portal.views import selection
 from exporter import deletion, library, quotas, thumbnails
 from exporter.errors import ExportError
-from exporter.models import Album, DiscEntry, ItemStatus, MediaItem
+from exporter.models import DiscEntry, ItemStatus, MediaItem
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,22 @@ PAGE_SIZE = 60
 @login_required
 def library_page(request: HttpRequest) -> HttpResponse:
     album = get_album_for_user(request, request.GET["album"]) if request.GET.get("album") else None
-    trash = query.choice(request, "show", ("trash",), "") == "trash"
-    items = MediaItem.objects.filter(owner=request.user, status=ItemStatus.TRASHED if trash else ItemStatus.LIVE)
+    show = query.choice(request, "show", ("trash", "deleted"), "")
+    items, order = MediaItem.objects.filter(owner=request.user), "-uploaded_at"
+    if show == "trash":
+        items, order = items.filter(status=ItemStatus.TRASHED), "-trashed_at"
+    elif show == "deleted":
+        items, order = with_erasure_state(items.filter(deletion.recently_deleted())), "-deleted_at"
+    else:
+        items = items.filter(status=ItemStatus.LIVE)
     if album is not None:
         items = items.filter(albums=album)
-    items = with_disc_state(items).select_related("current_version").order_by("-uploaded_at", "-pk")
+    items = with_disc_state(items).select_related("current_version").order_by(order, "-pk")
     page = Paginator(items, PAGE_SIZE).get_page(query.page_number(request))
+    for item in page:
+        # What the trash and Recently deleted say of each item (no query: the disc is annotated).
+        item.on_a_disc = item.disc_number is not None
+        item.facts = deletion.deletion_facts(item)
     albums = album_choices(request.user)
     by_pk = {a.pk: a for a in albums}
     # Each item's albums in one query for the whole page.
@@ -57,7 +67,12 @@ def library_page(request: HttpRequest) -> HttpResponse:
             "page": page,
             "album": album,
             "albums": albums,
-            "trash": trash,
+            "show": show,
+            "trash": show == "trash",
+            "deleted": show == "deleted",
+            "undo": selection.undo_offer(request),
+            "trash_days": settings.DISCSUB_TRASH_DAYS,
+            "hold_days": settings.DISCSUB_DELETE_HOLD_DAYS,
             "album_form": AlbumForm(
                 request.user, initial={"parent": str(album.public_id) if album else ""}, albums=albums
             ),
@@ -128,12 +143,7 @@ def _store_uploads(request: HttpRequest, check: uploads.UploadCheck) -> HttpResp
         messages.success(request, f"Added {files}. They wait for your next disc.")
     for refusal in refused:
         messages.error(request, refusal["reason"] + " Nothing was added for it.")
-    return redirect(_library_url(album))
-
-
-def _library_url(album: Album | None = None) -> str:
-    url = reverse("library")
-    return f"{url}?album={album.public_id}" if album else url
+    return redirect(selection.Where(shown=album).listing())
 
 
 @login_required
@@ -149,9 +159,9 @@ def create_album(request: HttpRequest) -> HttpResponse:
         album = library.ensure_album_path(request.user, [*(parent.path() if parent else []), form.cleaned_data["name"]])
     except library.LibraryError as exc:
         messages.error(request, str(exc))
-        return redirect(_library_url(parent))
+        return redirect(selection.Where(shown=parent).listing())
     messages.success(request, f"Album “{form.cleaned_data['name']}” is ready.")
-    return redirect(_library_url(album))
+    return redirect(selection.Where(shown=album).listing())
 
 
 @login_required
@@ -164,6 +174,7 @@ def item_page(request: HttpRequest, public_id) -> HttpResponse:
         .only("kind", "disc__number", "disc__public_id", "disc__status")
     )
     state = with_disc_state(MediaItem.objects.filter(pk=item.pk)).values("waiting", "disc_number").get()
+    item.on_a_disc = state["disc_number"] is not None
     move = MoveForm(request.user, initial={"albums": [str(a.public_id) for a in item.albums.all()]})
     return render(
         request,
@@ -171,7 +182,11 @@ def item_page(request: HttpRequest, public_id) -> HttpResponse:
         {
             "item": item,
             "entries": entries,
-            "waiting": state["waiting"],
+            "waiting": state["waiting"] and item.status == ItemStatus.LIVE,
+            "disc_number": state["disc_number"],
+            "facts": deletion.deletion_facts(item),
+            "trash_days": settings.DISCSUB_TRASH_DAYS,
+            "hold_days": settings.DISCSUB_DELETE_HOLD_DAYS,
             "edit_form": ItemEditForm(initial={"title": item.title, "caption": item.caption}),
             "move_form": move,
         },
@@ -210,31 +225,6 @@ def move_item(request: HttpRequest, public_id) -> HttpResponse:
     else:
         messages.error(request, "Choose albums from the list.")
     return redirect("item", public_id=item.public_id)
-
-
-def _status_action(action, done: str):
-    @login_required
-    @require_POST
-    def view(request: HttpRequest, public_id) -> HttpResponse:
-        item = get_item_for_user(request, public_id)
-        try:
-            action(item)
-        except library.LibraryError as exc:
-            messages.error(request, str(exc))
-            return redirect("item", public_id=item.public_id)
-        messages.success(request, done.format(name=item.original_name))
-        if action is deletion.delete_now:
-            return redirect("library")
-        return redirect("item", public_id=item.public_id)
-
-    return view
-
-
-trash_item = _status_action(deletion.trash_item, "“{name}” is in the trash. Restore it any time before you delete it.")
-restore_item = _status_action(deletion.restore_item, "“{name}” is back in your library.")
-delete_item = _status_action(
-    deletion.delete_now, "“{name}” is deleted. Discs already made keep it; your next disc records the deletion."
-)
 
 
 @login_required
