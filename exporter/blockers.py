@@ -16,20 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef
 
 from exporter import fulfillment
-from exporter.models import CopyStatus, DiscCopy, ItemIssue, ItemStatus, Subscription, SubscriptionStatus
+from exporter.models import CopyStatus, DiscCopy, ItemIssue, ItemStatus, MediaItem, Subscription, SubscriptionStatus
 
-# Copies that still need the post: the ones an address blocks.
-UNMAILED = [
-    CopyStatus.QUEUED,
-    CopyStatus.CLAIMED,
-    CopyStatus.BURNED,
-    CopyStatus.CHECKED,
-    CopyStatus.LABELLED,
-    CopyStatus.RETURNED,
-]
+# Copies that still need the post, the ones an address blocks: those still with staff.
+UNMAILED = fulfillment.OPEN_STATES
 
 
 @dataclass(frozen=True)
@@ -40,6 +33,15 @@ class Blocker:
     action: str  # the button's words
     where: str  # the portal page that fixes it (a URL name)
     anchor: str = ""  # the part of that page, "#..."
+
+
+def held_back_items(user):
+    """The user's live items held back for a problem with our stored copy (an
+    open issue other than "larger than the medium", which is the item's own)."""
+    open_issue = ItemIssue.objects.filter(item=OuterRef("pk"), resolved_at__isnull=True).exclude(
+        kind=ItemIssue.Kind.TOO_LARGE
+    )
+    return MediaItem.objects.filter(Exists(open_issue), owner=user, status=ItemStatus.LIVE)
 
 
 def blockers_for(user, subscription: Subscription | None = None) -> list[Blocker]:
@@ -95,13 +97,7 @@ def blockers_for(user, subscription: Subscription | None = None) -> list[Blocker
                 "settings",
             )
         )
-    held = (
-        ItemIssue.objects.filter(item__owner=user, item__status=ItemStatus.LIVE, resolved_at__isnull=True)
-        .filter(~Q(kind=ItemIssue.Kind.TOO_LARGE))
-        .values("item")
-        .distinct()
-        .count()
-    )
+    held = held_back_items(user).count()
     if held:
         found.append(
             Blocker(

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
+from exporter import catalog_backup as catalog_backup_runs
 from exporter.models import (
     Change,
     Disc,
@@ -210,7 +211,7 @@ def catalog_backup(now: dt.datetime | None = None) -> dict:
     age, and ``alert`` when there is none or it is older than
     DISCSUB_BACKUP_ALERT_HOURS.  One query."""
     now = now or timezone.now()
-    run = JobRun.objects.filter(name="backup_catalog", finished_at__isnull=False).order_by("-finished_at").first()
+    run = catalog_backup_runs.last_backup()
     age = None if run is None else now - run.finished_at
     return {
         "at": run and run.finished_at,

@@ -10,21 +10,16 @@ from django.views.decorators.http import require_POST
 
 from discsub.portal.lookups import get_subscription_for_user
 from exporter import subscriptions
+from exporter.blockers import held_back_items
 from exporter.errors import IllegalTransition
 from exporter.media import Medium
-from exporter.models import ItemIssue, ItemStatus, MediaItem
 
 
 @login_required
 def next_disc_page(request: HttpRequest) -> HttpResponse:
     subscription = get_subscription_for_user(request)
     facts = subscriptions.next_disc(request.user)
-    held_back = (
-        MediaItem.objects.filter(owner=request.user, status=ItemStatus.LIVE, issues__resolved_at__isnull=True)
-        .exclude(issues__kind=ItemIssue.Kind.TOO_LARGE)
-        .distinct()
-        .order_by("original_name")
-    )
+    held_back = held_back_items(request.user).order_by("original_name")
     return render(
         request,
         "portal/next_disc.html",
